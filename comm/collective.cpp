@@ -36,7 +36,7 @@ void MpiCollective::set_max_chunk(int64_t max_chunk) {
   max_chunk_ = max_chunk;
 }
 
-void MpiCollective::wait(MPI_Request* req, const char* op, int64_t n, double start) {
+void MpiCollective::wait(MPI_Request* req, const char* op, int64_t n, double start, const char* unit) {
   int done = 0;
   for (long spins = 0;; ++spins) {
     COHORT_MPI_CHECK(MPI_Test(req, &done, MPI_STATUS_IGNORE));
@@ -48,7 +48,7 @@ void MpiCollective::wait(MPI_Request* req, const char* op, int64_t n, double sta
       staging_.clear();
       *req = MPI_REQUEST_NULL;
       std::ostringstream msg;
-      msg << "rank " << rank_ << ": " << op << " of " << n << " floats timed out after " << timeout_s_
+      msg << "rank " << rank_ << ": " << op << " of " << n << " " << unit << " timed out after " << timeout_s_
           << " s (a peer is missing or stuck)";
       throw CommError(msg.str());
     }
@@ -73,19 +73,21 @@ bool MpiCollective::drain_abandoned(double timeout_s) {
   }
 }
 
-void MpiCollective::all_reduce_sum(float* data, int64_t n) {
+void MpiCollective::all_reduce(void* data, int64_t n, MPI_Datatype type, int64_t elem_bytes, MPI_Op op,
+                               const char* name, const char* unit) {
   const double start = MPI_Wtime();
   int64_t off = 0;
   do {
     const int c = static_cast<int>(std::min(n - off, max_chunk_));
     MPI_Request req = MPI_REQUEST_NULL;
-    COHORT_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data + off, c, MPI_FLOAT, MPI_SUM, comm_, &req));
-    wait(&req, "all_reduce", n, start);
+    COHORT_MPI_CHECK(
+        MPI_Iallreduce(MPI_IN_PLACE, static_cast<char*>(data) + off * elem_bytes, c, type, op, comm_, &req));
+    wait(&req, name, n, start, unit);
     off += c;
   } while (off < n);
 }
 
-void MpiCollective::broadcast(float* data, int64_t n, int root) {
+void MpiCollective::bcast(void* data, int64_t n, MPI_Datatype type, int64_t elem_bytes, int root, const char* unit) {
   if (root < 0 || root >= size_) {
     throw CommError("rank " + std::to_string(rank_) + ": broadcast root " + std::to_string(root) +
                     " is outside a group of " + std::to_string(size_));
@@ -95,10 +97,30 @@ void MpiCollective::broadcast(float* data, int64_t n, int root) {
   do {
     const int c = static_cast<int>(std::min(n - off, max_chunk_));
     MPI_Request req = MPI_REQUEST_NULL;
-    COHORT_MPI_CHECK(MPI_Ibcast(data + off, c, MPI_FLOAT, root, comm_, &req));
-    wait(&req, "broadcast", n, start);
+    COHORT_MPI_CHECK(MPI_Ibcast(static_cast<char*>(data) + off * elem_bytes, c, type, root, comm_, &req));
+    wait(&req, "broadcast", n, start, unit);
     off += c;
   } while (off < n);
+}
+
+void MpiCollective::all_reduce_sum(float* data, int64_t n) {
+  all_reduce(data, n, MPI_FLOAT, sizeof(float), MPI_SUM, "all_reduce", "floats");
+}
+
+void MpiCollective::all_reduce_sum(double* data, int64_t n) {
+  all_reduce(data, n, MPI_DOUBLE, sizeof(double), MPI_SUM, "all_reduce", "doubles");
+}
+
+void MpiCollective::all_reduce_max(double* data, int64_t n) {
+  all_reduce(data, n, MPI_DOUBLE, sizeof(double), MPI_MAX, "all_reduce_max", "doubles");
+}
+
+void MpiCollective::broadcast(float* data, int64_t n, int root) {
+  bcast(data, n, MPI_FLOAT, sizeof(float), root, "floats");
+}
+
+void MpiCollective::broadcast_bytes(void* data, int64_t bytes, int root) {
+  bcast(data, bytes, MPI_BYTE, 1, root, "bytes");
 }
 
 void MpiCollective::reduce_scatter_sum(const float* in, float* out, int64_t n_per_rank) {

@@ -19,6 +19,11 @@ class Collective {
   // out holds n_per_rank * size() floats; out[r * n_per_rank + i] = rank r's in[i].
   virtual void all_gather(const float* in, float* out, int64_t n_per_rank) = 0;
   virtual void broadcast(float* data, int64_t n, int root) = 0;
+  // Small reductions of statistics (loss terms, token counts, timings), in double.
+  virtual void all_reduce_sum(double* data, int64_t n) = 0;
+  virtual void all_reduce_max(double* data, int64_t n) = 0;
+  // Raw bytes from root (weights in a compact dtype).
+  virtual void broadcast_bytes(void* data, int64_t bytes, int root) = 0;
   virtual void barrier() = 0;
   virtual int rank() const = 0;
   virtual int size() const = 0;
@@ -40,6 +45,9 @@ class MpiCollective : public Collective {
   void reduce_scatter_sum(const float* in, float* out, int64_t n_per_rank) override;
   void all_gather(const float* in, float* out, int64_t n_per_rank) override;
   void broadcast(float* data, int64_t n, int root) override;
+  void all_reduce_sum(double* data, int64_t n) override;
+  void all_reduce_max(double* data, int64_t n) override;
+  void broadcast_bytes(void* data, int64_t bytes, int root) override;
   void barrier() override;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -57,7 +65,10 @@ class MpiCollective : public Collective {
 
  private:
   // Polls req until complete or the operation's deadline passes; throws CommError on timeout.
-  void wait(MPI_Request* req, const char* op, int64_t n, double start);
+  void wait(MPI_Request* req, const char* op, int64_t n, double start, const char* unit = "floats");
+  void all_reduce(void* data, int64_t n, MPI_Datatype type, int64_t elem_bytes, MPI_Op op, const char* name,
+                  const char* unit);
+  void bcast(void* data, int64_t n, MPI_Datatype type, int64_t elem_bytes, int root, const char* unit);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;

@@ -7,6 +7,12 @@
 
 namespace cohort::comm {
 
+bool launched_by_mpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(name)) return true;
+  return false;
+}
+
 World::World(int* argc, char*** argv) {
   int initialized = 0;
   COHORT_MPI_CHECK(MPI_Initialized(&initialized));

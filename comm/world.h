@@ -7,6 +7,10 @@
 
 namespace cohort::comm {
 
+// True when this process was started by mpirun/mpiexec or srun (their environment variables are set); a
+// plain process then skips MPI entirely.
+bool launched_by_mpi();
+
 // Initialises MPI with MPI_THREAD_FUNNELED (only the main thread calls MPI). Works under mpirun and as a
 // plain process (an Open MPI singleton of size 1). If MPI was already initialised by someone else, World
 // neither initialises nor finalises it.

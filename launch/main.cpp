@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <vector>
 
+#include "comm/world.h"
 #include "kernels/error.h"
 #include "kernels/threads.h"
 #include "launch/config.h"
@@ -20,6 +22,7 @@
 #include "model/transformer.h"
 #include "rollout/engine.h"
 #include "trainer/run.h"
+#include "trainer/weight_sync.h"
 
 namespace {
 
@@ -58,6 +61,16 @@ std::unique_ptr<Transformer> load_model_directory(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under mpirun every rank runs this; a plain process never touches MPI.
+  std::unique_ptr<comm::World> world;
+  try {
+    if (comm::launched_by_mpi()) world = std::make_unique<comm::World>(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cohort: error: %s\n", e.what());
+    return 1;
+  }
+  const bool many = world && world->size() > 1;
+  const bool rank0 = !world || world->rank() == 0;
   CLI::App app{"cohort: reinforcement learning (GRPO) for language models, in C++ and CUDA"};
   app.require_subcommand(1);
   int threads = 0;
@@ -77,8 +90,10 @@ int main(int argc, char** argv) {
   add_config_args(eval);
   std::string eval_checkpoint;
   eval->add_option("--checkpoint", eval_checkpoint, "model directory (sets model.init)");
-  auto* show = app.add_subcommand("config", "print the resolved config, then exit");
+  auto* show = app.add_subcommand("config", "print the resolved config and the role layout, then exit");
   add_config_args(show);
+  int layout_ranks = 0;
+  show->add_option("--np", layout_ranks, "lay the roles out for this many ranks (default: this launch's)");
   auto* options = app.add_subcommand("options", "list every config key with its type, default and help");
 
   std::string size = "small", prompt = "Hello", checkpoint;
@@ -114,19 +129,34 @@ int main(int argc, char** argv) {
     }
     if (*show) {
       load_settings(schema, settings, config_path, overrides);
+      const trainer::DistributedSettings& d = settings.distributed;
+      int ranks = layout_ranks > 0 ? layout_ranks : world ? world->size() : 0;
+      if (ranks == 0) ranks = d.colocated ? 1 : (int)(d.learners + std::max<int64_t>(1, d.rollout_workers));
+      comm::RoleLayout layout = trainer::role_layout(d, ranks);
+      if (!rank0) return 0;
       std::cout << schema.to_yaml();
-      std::cout << "# layout: 1 process: rollout, reward and learner in this process, " << thread_count()
-                << " threads\n";
+      if (ranks == 1) {
+        std::cout << "# layout: 1 process: rollout, reward and learner in this process, " << thread_count()
+                  << " threads\n";
+        return 0;
+      }
+      std::istringstream lines(comm::describe(layout, ranks));
+      std::cout << "# layout for " << ranks << " ranks, schedule "
+                << (d.schedule == trainer::Schedule::async_1 ? "async-1" : "sync") << ":\n";
+      for (std::string line; std::getline(lines, line);) std::cout << "#   " << line << "\n";
       return 0;
     }
     if (*train || *sft) {
       std::string yaml = load_settings(schema, settings, config_path, overrides);
       if (threads > 0) settings.run.threads = threads;
-      trainer::RunSummary s =
-          *train ? trainer::run_grpo(settings, yaml, std::cout) : trainer::run_sft(settings, yaml, std::cout);
-      print_summary(*train ? "train" : "sft", s);
+      COHORT_REQUIRE(!(*sft && many), "cohort sft runs in one process; start it without mpirun (or with -np 1)");
+      trainer::RunSummary s = *sft   ? trainer::run_sft(settings, yaml, std::cout)
+                              : many ? trainer::run_grpo_distributed(settings, yaml, std::cout)
+                                     : trainer::run_grpo(settings, yaml, std::cout);
+      if (rank0) print_summary(*train ? "train" : "sft", s);
       return 0;
     }
+    COHORT_REQUIRE(!many, "only train and config run across ranks; start this command without mpirun");
     if (*eval) {
       if (!eval_checkpoint.empty()) overrides.push_back("model.init=" + eval_checkpoint);
       load_settings(schema, settings, config_path, overrides);
@@ -197,6 +227,8 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::fflush(stdout);
+    // One failing rank takes the whole job down at once, its reason first, rather than leaving peers hung.
+    if (many) world->abort_all(std::string("error: ") + e.what());
     std::fprintf(stderr, "cohort: error: %s\n", e.what());
     return 1;
   }

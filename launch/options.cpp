@@ -94,6 +94,35 @@ void declare_options(config::Schema& c, trainer::Settings& s) {
   // sft
   c.add("sft.steps", &s.sft.steps, 200, "SFT optimizer steps", 0);
   c.add("sft.batch_size", &s.sft.batch_size, 32, "SFT sequences per step", 1);
+  // distributed (docs/distributed.md)
+  c.add("distributed.colocated", &s.distributed.colocated, true,
+        "every rank both generates and trains; false splits the ranks into learners and rollout workers");
+  c.add("distributed.learners", &s.distributed.learners, 0,
+        "learner ranks, the first ones (0: every rank when colocated; required otherwise)", 0);
+  c.add("distributed.rollout_workers", &s.distributed.rollout_workers, 0,
+        "rollout ranks, after the learners (0: the ranks left after the learners)", 0);
+  c.add_enum("distributed.schedule", &s.distributed.schedule, Schedule::sync,
+             "sync: rollout waits for the newest weights (on-policy); async-1: the rollout of step k+1 overlaps "
+             "training on step k (policy lag 1, needs rollout workers)",
+             {{"sync", Schedule::sync}, {"async-1", Schedule::async_1}});
+  c.add_enum("distributed.sync_dtype", &s.distributed.sync_dtype, SyncDtype::fp32,
+             "dtype of the weights sent to rollout workers: fp32 (exact) or bf16 (half the bytes)",
+             {{"fp32", SyncDtype::fp32}, {"bf16", SyncDtype::bf16}});
+  c.add("distributed.bucket_mb", &s.distributed.bucket_mb, 32.0,
+        "bucket size of gradient reduce-scatter and weight broadcast, MiB", 0.001, 4096.0);
+  c.add("distributed.timeout_s", &s.distributed.timeout_s, 600.0,
+        "a collective or message not done in this many seconds stops the run, naming the rank", 1.0);
+  c.add_check([&s] {
+    if (s.distributed.colocated && s.distributed.schedule == Schedule::async_1)
+      return std::string(
+          "distributed.schedule 'async-1' needs separate rollout workers: set distributed.colocated "
+          "to false and distributed.learners");
+    if (!s.distributed.colocated && s.distributed.learners == 0)
+      return std::string(
+          "distributed.colocated is false: set distributed.learners (and optionally "
+          "distributed.rollout_workers)");
+    return std::string();
+  });
   c.add_check([&s] {
     if (s.algorithm.loss.aggregation == LossAggregation::seq_mean_token_sum_norm)
       s.algorithm.loss.max_completion_tokens = s.rollout.max_new_tokens;

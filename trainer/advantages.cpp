@@ -1,6 +1,7 @@
 // Group-relative advantages with "no score" members and zero-signal groups handled.
 #include "trainer/advantages.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/error.h"
@@ -29,7 +30,8 @@ Moments moments(const std::optional<double>* r, int64_t count) {
 }  // namespace
 
 AdvantageStats group_advantages(const std::vector<std::optional<double>>& rewards, int64_t group_size,
-                                const AdvantageOptions& options, std::vector<double>& advantages) {
+                                const AdvantageOptions& options, std::vector<double>& advantages,
+                                std::optional<double> batch_std_override) {
   COHORT_REQUIRE(group_size > 0, "group size must be positive, got " << group_size);
   COHORT_REQUIRE(rewards.size() % group_size == 0, rewards.size()
                                                        << " rewards do not split into groups of " << group_size);
@@ -38,7 +40,7 @@ AdvantageStats group_advantages(const std::vector<std::optional<double>>& reward
   AdvantageStats stats;
   stats.groups = (int64_t)rewards.size() / group_size;
   advantages.assign(rewards.size(), 0.0);
-  double batch_std = moments(rewards.data(), (int64_t)rewards.size()).std;
+  double batch_std = batch_std_override ? *batch_std_override : moments(rewards.data(), (int64_t)rewards.size()).std;
   for (int64_t g = 0; g < stats.groups; ++g) {
     const std::optional<double>* r = rewards.data() + g * group_size;
     Moments m = moments(r, group_size);
@@ -56,6 +58,11 @@ AdvantageStats group_advantages(const std::vector<std::optional<double>>& reward
       if (r[i]) advantages[g * group_size + i] = (*r[i] - m.mean) / scale;
   }
   return stats;
+}
+
+double batch_std_of(double count, double sum, double sum_sq) {
+  if (count < 2) return 0.0;
+  return std::sqrt(std::max(0.0, (sum_sq - sum * sum / count) / (count - 1)));
 }
 
 }  // namespace cohort::trainer

@@ -27,8 +27,12 @@ struct AdvantageStats {
 // rewards: group_size consecutive samples per prompt; nullopt = "no score", which is left
 // out of the group's mean and std and gets advantage 0. A group with no signal gets
 // advantage exactly 0 for every member (never NaN). Std is the sample std (n - 1), as
-// torch.std in TRL and veRL.
+// torch.std in TRL and veRL. batch_std, when given, replaces the std of `rewards` for ScaleRewards::batch
+// (data-parallel learners each hold part of the batch; batch_std_of gives the whole batch's from sums).
 AdvantageStats group_advantages(const std::vector<std::optional<double>>& rewards, int64_t group_size,
-                                const AdvantageOptions& options, std::vector<double>& advantages);
+                                const AdvantageOptions& options, std::vector<double>& advantages,
+                                std::optional<double> batch_std = std::nullopt);
+// Sample std from the count, sum and sum of squares of the scored rewards.
+double batch_std_of(double count, double sum, double sum_sq);
 
 }  // namespace cohort::trainer

@@ -2,8 +2,11 @@
 #include "trainer/learner.h"
 
 #include <algorithm>
+#include <cmath>
+#include <iterator>
 #include <numeric>
 
+#include "kernels/cpu/adamw.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/error.h"
 #include "kernels/random.h"
@@ -46,8 +49,28 @@ PackedBatch pack_samples(const std::vector<const Sample*>& samples, bool mask_tr
   return p;
 }
 
-Learner::Learner(Transformer& policy, const Settings& settings, int64_t total_optimizer_steps)
-    : policy_(policy), settings_(settings), optimizer_(policy.num_parameters(), settings.optim, total_optimizer_steps) {
+namespace {
+// Shard of learner `rank` among `size`: a contiguous stride of ceil(n / size) floats, the last ones shorter.
+int64_t stride_of(int64_t n, comm::Collective* dp) {
+  return dp ? (n + dp->size() - 1) / dp->size() : n;
+}
+int64_t begin_of(int64_t n, comm::Collective* dp) {
+  return dp ? std::min(n, stride_of(n, dp) * dp->rank()) : 0;
+}
+int64_t size_of(int64_t n, comm::Collective* dp) {
+  return std::min(n, begin_of(n, dp) + stride_of(n, dp)) - begin_of(n, dp);
+}
+}  // namespace
+
+Learner::Learner(Transformer& policy, const Settings& settings, int64_t total_optimizer_steps,
+                 comm::Collective* learners)
+    : policy_(policy),
+      settings_(settings),
+      dp_(learners),
+      shard_stride_(stride_of(policy.num_parameters(), learners)),
+      shard_begin_(begin_of(policy.num_parameters(), learners)),
+      shard_size_(size_of(policy.num_parameters(), learners)),
+      optimizer_(shard_size_, settings.optim, total_optimizer_steps) {
   COHORT_REQUIRE(settings.algorithm.num_iterations >= 1, "algorithm.num_iterations must be at least 1");
   COHORT_REQUIRE(settings.algorithm.mini_batches >= 1, "algorithm.mini_batches must be at least 1");
   if (settings.algorithm.loss.beta > 0) {
@@ -55,6 +78,48 @@ Learner::Learner(Transformer& policy, const Settings& settings, int64_t total_op
     reference_->weights() = policy.weights();
     reference_->set_logit_temperature(policy.logit_temperature());
   }
+}
+
+void Learner::sum_over_learners(double* values, int64_t n) {
+  if (data_parallel()) dp_->all_reduce_sum(values, n);
+}
+
+Optimizer::Result Learner::optimizer_step() {
+  if (!data_parallel()) return optimizer_.step(policy_.weights(), policy_.grads());
+  const int64_t n = policy_.num_parameters(), L = dp_->size(), stride = shard_stride_;
+  float* weights = policy_.weights().data();
+  const float* grads = policy_.grads().data();
+  // Bucket k holds, for every learner q, floats [k c, k c + c) of q's shard: one reduce-scatter gives each
+  // learner that piece of its own shard, summed over learners.
+  const int64_t bucket = std::max<int64_t>(1, (int64_t)(settings_.distributed.bucket_mb * (1 << 20) / 4) / L);
+  shard_grad_.assign((size_t)stride, 0.f);
+  for (int64_t off = 0; off < stride; off += bucket) {
+    const int64_t c = std::min(bucket, stride - off);
+    staging_.assign((size_t)(c * L), 0.f);
+    for (int64_t q = 0; q < L; ++q) {
+      const int64_t src = q * stride + off, have = std::clamp<int64_t>(n - src, 0, c);
+      std::copy_n(grads + src, have, staging_.data() + q * c);
+    }
+    dp_->reduce_scatter_sum(staging_.data(), shard_grad_.data() + off, c);
+  }
+  double sq = cpu::squared_norm(shard_grad_.data(), shard_size_);
+  dp_->all_reduce_sum(&sq, 1);
+  Optimizer::Result r = optimizer_.step(weights + shard_begin_, shard_grad_.data(), shard_size_, std::sqrt(sq));
+  if (r.skipped) return r;  // the norm is global, so every learner skips alike
+  std::vector<float> piece;
+  for (int64_t off = 0; off < stride; off += bucket) {
+    const int64_t c = std::min(bucket, stride - off);
+    piece.assign((size_t)c, 0.f);
+    const int64_t mine = std::clamp<int64_t>(shard_size_ - off, 0, c);
+    std::copy_n(weights + shard_begin_ + off, mine, piece.data());
+    staging_.resize((size_t)(c * L));
+    dp_->all_gather(piece.data(), staging_.data(), c);
+    for (int64_t q = 0; q < L; ++q) {
+      const int64_t dst = q * stride + off, have = std::clamp<int64_t>(n - dst, 0, c);
+      std::copy_n(staging_.data() + q * c, have, weights + dst);
+    }
+  }
+  return r;
 }
 
 std::vector<float> Learner::logprobs(Transformer& model, const PackedBatch& p) {
@@ -75,7 +140,7 @@ UpdateMetrics Learner::grpo_update(const std::vector<Sample>& samples, uint64_t 
   const AlgorithmSettings& alg = settings_.algorithm;
   const int64_t max_len = policy_.config().max_seq_len;
   UpdateMetrics total;
-  if (samples.empty()) return total;
+  if (samples.empty() && !data_parallel()) return total;
   // With one optimizer step per rollout batch, pi_old is the current policy itself: the
   // forward of the update provides it and no extra pass is needed.
   const bool single_step = alg.num_iterations == 1 && alg.mini_batches == 1;
@@ -99,14 +164,18 @@ UpdateMetrics Learner::grpo_update(const std::vector<Sample>& samples, uint64_t 
   for (int64_t iteration = 0; iteration < alg.num_iterations; ++iteration) {
     if (alg.mini_batches > 1)
       for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
-    int64_t per_mini = ((int64_t)order.size() + alg.mini_batches - 1) / alg.mini_batches;
-    for (int64_t m0 = 0; m0 < (int64_t)order.size(); m0 += per_mini) {
-      std::vector<const Sample*> mini(order.begin() + m0,
-                                      order.begin() + std::min<int64_t>(order.size(), m0 + per_mini));
+    // Exactly mini_batches optimizer steps, so data-parallel learners with unequal shares stay in step.
+    const int64_t n = (int64_t)order.size();
+    for (int64_t mb = 0; mb < alg.mini_batches; ++mb) {
+      std::vector<const Sample*> mini(order.begin() + mb * n / alg.mini_batches,
+                                      order.begin() + (mb + 1) * n / alg.mini_batches);
       PackedBatch whole = pack_samples(mini, alg.mask_truncated, max_len);
       PolicyBatch whole_view;
       whole_view.B = whole.B, whole_view.T = whole.T, whole_view.mask = whole.mask.data();
       LossNormalizer norm = loss_normalizer(whole_view);
+      double global[2] = {norm.tokens, norm.sequences};
+      sum_over_learners(global, 2);
+      norm.tokens = global[0], norm.sequences = global[1];
       if (norm.tokens == 0) continue;
       policy_.zero_grad();
       for (const auto& micro : micro_batches(mini)) {
@@ -137,12 +206,19 @@ UpdateMetrics Learner::grpo_update(const std::vector<Sample>& samples, uint64_t 
         total.tokens += (int64_t)m.tokens;
         weighted_count += m.tokens;
       }
-      Optimizer::Result r = optimizer_.step(policy_.weights(), policy_.grads());
+      Optimizer::Result r = optimizer_step();
       total.grad_norm = r.grad_norm, total.lr = r.lr;
       total.optimizer_steps += 1;
       total.skipped_steps += r.skipped ? 1 : 0;
     }
   }
+  double sums[] = {total.loss,           total.policy_loss, total.kl,      total.clip_fraction,
+                   total.ratio_mean,     total.mismatch_k3, total.entropy, total.masked_sequences,
+                   (double)total.tokens, weighted_count};
+  sum_over_learners(sums, std::size(sums));
+  total.loss = sums[0], total.policy_loss = sums[1], total.kl = sums[2], total.clip_fraction = sums[3];
+  total.ratio_mean = sums[4], total.mismatch_k3 = sums[5], total.entropy = sums[6], total.masked_sequences = sums[7];
+  total.tokens = (int64_t)sums[8], weighted_count = sums[9];
   if (weighted_count > 0) {
     total.kl /= weighted_count, total.clip_fraction /= weighted_count, total.ratio_mean /= weighted_count;
     total.mismatch_k3 /= weighted_count, total.entropy /= weighted_count;
@@ -157,6 +233,7 @@ UpdateMetrics Learner::sft_step(const std::vector<Sample>& samples) {
   for (size_t i = 0; i < samples.size(); ++i) all[i] = &samples[i];
   PackedBatch whole = pack_samples(all, false, policy_.config().max_seq_len);
   double tokens = std::accumulate(whole.mask.begin(), whole.mask.end(), 0.0);
+  sum_over_learners(&tokens, 1);
   COHORT_REQUIRE(tokens > 0, "SFT batch has no response tokens");
   policy_.zero_grad();
   double loss = 0;
@@ -171,7 +248,8 @@ UpdateMetrics Learner::sft_step(const std::vector<Sample>& samples) {
     }
     policy_.backward(grad.data(), nullptr);
   }
-  Optimizer::Result r = optimizer_.step(policy_.weights(), policy_.grads());
+  sum_over_learners(&loss, 1);
+  Optimizer::Result r = optimizer_step();
   total.loss = loss, total.grad_norm = r.grad_norm, total.lr = r.lr, total.optimizer_steps = 1;
   total.skipped_steps = r.skipped ? 1 : 0, total.tokens = (int64_t)tokens;
   return total;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "comm/collective.h"
 #include "model/transformer.h"
 #include "trainer/optimizer.h"
 #include "trainer/settings.h"
@@ -39,10 +40,16 @@ struct UpdateMetrics {
   int64_t optimizer_steps = 0, skipped_steps = 0, tokens = 0;
 };
 
+// With a `learners` collective of size L > 1 the learner is one of L data-parallel replicas: each is given
+// its share of the batch, loss normalisers and metrics are summed over all, gradients are reduce-scattered
+// in buckets (distributed.bucket_mb) so each learner holds the summed gradient of one contiguous 1/L shard
+// of the flat parameters, AdamW state exists only for that shard (ZeRO-1), and the updated shards are
+// all-gathered. Every learner must call the same methods in the same order, even with no samples.
 class Learner {
  public:
   // total_optimizer_steps sizes the learning-rate schedule.
-  Learner(Transformer& policy, const Settings& settings, int64_t total_optimizer_steps);
+  Learner(Transformer& policy, const Settings& settings, int64_t total_optimizer_steps,
+          comm::Collective* learners = nullptr);
 
   UpdateMetrics grpo_update(const std::vector<Sample>& samples, uint64_t shuffle_seed);
 
@@ -51,16 +58,27 @@ class Learner {
   UpdateMetrics sft_step(const std::vector<Sample>& samples);
 
   Optimizer& optimizer() { return optimizer_; }
+  // This learner's shard of the flat parameters: [shard_begin, shard_begin + shard_size).
+  int64_t shard_begin() const { return shard_begin_; }
+  int64_t shard_size() const { return shard_size_; }
 
  private:
   Transformer& policy_;
   Settings settings_;
+  comm::Collective* dp_ = nullptr;  // null or size 1: a single learner
+  int64_t shard_stride_ = 0, shard_begin_ = 0, shard_size_ = 0;
   Optimizer optimizer_;
+  std::vector<float> shard_grad_, staging_;
   std::unique_ptr<Transformer> reference_;  // frozen initial policy, only when beta > 0
 
   // Per-position logprobs of a packed batch under `model`, without backward.
   std::vector<float> logprobs(Transformer& model, const PackedBatch& batch);
   std::vector<std::vector<const Sample*>> micro_batches(const std::vector<const Sample*>& mini_batch) const;
+  bool data_parallel() const { return dp_ && dp_->size() > 1; }
+  void sum_over_learners(double* values, int64_t n);
+  // Clip + AdamW on the accumulated gradients; under data parallelism the bucketed reduce-scatter, the
+  // sharded update and the all-gather.
+  Optimizer::Result optimizer_step();
 };
 
 }  // namespace cohort::trainer

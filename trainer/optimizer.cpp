@@ -25,18 +25,27 @@ double Optimizer::lr_at(int64_t step) const {
 }
 
 Optimizer::Result Optimizer::step(std::vector<float>& weights, std::vector<float>& grads) {
+  COHORT_REQUIRE(weights.size() == grads.size(),
+                 "optimizer: " << weights.size() << " weights but " << grads.size() << " gradients");
+  double norm = std::sqrt(cpu::squared_norm(grads.data(), (int64_t)grads.size()));
+  return step(weights.data(), grads.data(), (int64_t)weights.size(), norm);
+}
+
+Optimizer::Result Optimizer::step(float* weights, float* grads, int64_t n, double grad_norm) {
+  COHORT_REQUIRE(n == (int64_t)m_.size(),
+                 "optimizer holds state for " << m_.size() << " parameters, asked to update " << n);
   Result r;
   r.lr = lr_at(steps_);
-  r.grad_norm = std::sqrt(cpu::squared_norm(grads.data(), (int64_t)grads.size()));
+  r.grad_norm = grad_norm;
   if (!std::isfinite(r.grad_norm)) {
     r.skipped = true;
     return r;
   }
-  r.clip_factor = cpu::clip_by_global_norm(grads.data(), (int64_t)grads.size(), r.grad_norm, settings_.grad_clip);
+  r.clip_factor = cpu::clip_by_global_norm(grads, n, r.grad_norm, settings_.grad_clip);
   cpu::AdamWSettings a;
   a.lr = r.lr, a.beta1 = settings_.beta1, a.beta2 = settings_.beta2, a.eps = settings_.eps;
   a.weight_decay = settings_.weight_decay, a.step = steps_ + 1;
-  cpu::adamw_update(weights.data(), grads.data(), m_.data(), v_.data(), (int64_t)weights.size(), a);
+  cpu::adamw_update(weights, grads, m_.data(), v_.data(), n, a);
   ++steps_;
   return r;
 }

@@ -12,6 +12,7 @@ namespace cohort::trainer {
 
 class Optimizer {
  public:
+  // num_parameters: the parameters this optimizer updates (a learner's shard under ZeRO-1).
   Optimizer(int64_t num_parameters, const OptimSettings& settings, int64_t total_steps);
 
   // Learning rate of optimizer step `step` (0-based).
@@ -24,6 +25,9 @@ class Optimizer {
     bool skipped = false;    // gradient not finite: weights untouched
   };
   Result step(std::vector<float>& weights, std::vector<float>& grads);
+  // The same step on n = num_parameters floats, with the gradient norm already known (under ZeRO-1 each
+  // learner holds one shard, and the norm is over every shard). Clips grads in place.
+  Result step(float* weights, float* grads, int64_t n, double grad_norm);
   int64_t steps_taken() const { return steps_; }
 
  private:

@@ -89,6 +89,20 @@ struct SftSettings {
   int64_t batch_size = 32;
 };
 
+// How the ranks of an mpirun split into roles, and how they exchange work (docs/distributed.md).
+enum class Schedule { sync, async_1 };
+enum class SyncDtype { fp32, bf16 };
+
+struct DistributedSettings {
+  bool colocated = true;        // every rank generates and trains
+  int64_t learners = 0;         // 0: every rank when colocated
+  int64_t rollout_workers = 0;  // 0: the ranks after the learners
+  Schedule schedule = Schedule::sync;
+  SyncDtype sync_dtype = SyncDtype::fp32;  // weights as sent to rollout workers
+  double bucket_mb = 32;                   // gradient-reduce and weight-sync bucket size
+  double timeout_s = 600;                  // watchdog on every collective and message
+};
+
 struct Settings {
   RunSettings run;
   ModelSettings model;
@@ -99,6 +113,7 @@ struct Settings {
   OptimSettings optim;
   TrainSettings train;
   SftSettings sft;
+  DistributedSettings distributed;
 };
 
 }  // namespace cohort::trainer
