@@ -13,6 +13,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <iterator>
 #include <sstream>
 
 #include "comm/channel.h"
@@ -263,22 +264,26 @@ RunSummary run_grpo_distributed(const Settings& s, const std::string& yaml, std:
     learner_times.set_train(seconds_since(t0));
     if (!colocated && !async && step <= steps - 1 && rank == 0) learner_times.set_sync(sync_weights(step).seconds);
     stats.sum_over(*learners);
-    double lt[] = {learner_times.train(), learner_times.sync(), learner_times.idle()};
-    learners->all_reduce_max(lt, 3);
+    // The slowest rank per phase (colocated ranks each know only their own rollout timings).
+    double lt[] = {learner_times.train(), learner_times.sync(), learner_times.idle(), worker_times.generate(),
+                   worker_times.reward(), worker_times.sync(),  worker_times.idle()};
+    learners->all_reduce_max(lt, std::size(lt));
+    double generated_total = (double)generated;  // disaggregated: every learner already counts every worker's
+    if (colocated) learners->all_reduce_sum(&generated_total, 1);
     if (rank != 0) continue;
 
     nlohmann::json m;
     m["step"] = step;
     stats.write(m, c.rewards->names());
     write_update_metrics(m, u);
-    m["rollout_tokens_per_s"] = worker_times.generate() > 0 ? generated / worker_times.generate() : 0.0;
+    m["rollout_tokens_per_s"] = lt[3] > 0 ? generated_total / lt[3] : 0.0;
     m["train_tokens_per_s"] = lt[0] > 0 ? u.tokens / lt[0] : 0.0;
     // Per role, the slowest rank's seconds in each phase.
-    m["time/generate"] = worker_times.generate();
-    m["time/reward"] = worker_times.reward();
+    m["time/generate"] = lt[3];
+    m["time/reward"] = lt[4];
     m["time/train"] = lt[0];
-    m["time/rollout/sync"] = worker_times.sync();
-    m["time/rollout/idle"] = worker_times.idle();
+    m["time/rollout/sync"] = lt[5];
+    m["time/rollout/idle"] = lt[6];
     m["time/learner/sync"] = lt[1];
     m["time/learner/idle"] = lt[2];
     bool do_eval = c.test && (step == steps || (s.train.eval_every > 0 && step % s.train.eval_every == 0));
