@@ -27,11 +27,9 @@ void send_buckets(comm::Collective& group, float* weights, int64_t n, int root, 
   std::vector<uint16_t> staging((size_t)std::min(per_bucket, n));
   for (int64_t off = 0; off < n; off += per_bucket) {
     const int64_t c = std::min(per_bucket, n - off);
-    if (is_root)
-      for (int64_t i = 0; i < c; ++i) staging[i] = float_to_bf16(weights[off + i]);
+    if (is_root) float_to_bf16(weights + off, staging.data(), c);
     group.broadcast_bytes(staging.data(), c * 2, root);
-    if (!is_root)
-      for (int64_t i = 0; i < c; ++i) weights[off + i] = bf16_to_float(staging[i]);
+    if (!is_root) bf16_to_float(staging.data(), weights + off, c);
     stats.bytes += c * 2, stats.buckets += 1;
   }
 }

@@ -245,6 +245,21 @@ float bf16_to_float(uint16_t bits) {
   return std::bit_cast<float>(uint32_t(bits) << 16);
 }
 
+void float_to_bf16(const float* x, uint16_t* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = std::bit_cast<uint32_t>(x[i]);
+    const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    const uint32_t nan = (bits >> 16) | 0x0040u;
+    out[i] = uint16_t((bits & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+  }
+}
+
+void bf16_to_float(const uint16_t* bits, float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(uint32_t(bits[i]) << 16);
+}
+
 void quantize_1x128(const float* x, int64_t rows, int64_t cols, DType format, uint8_t* q, float* scales) {
   check_format(format);
   check_shape(rows, cols);

@@ -22,6 +22,10 @@ float e5m2_to_float(uint8_t code);
 // Round to nearest even; a NaN stays a NaN (made quiet, sign kept), infinities stay infinite.
 uint16_t float_to_bf16(float x);
 float bf16_to_float(uint16_t bits);
+// The same conversions over arrays, vectorized (weight sync converts whole models); equal to the scalar
+// ones bit for bit.
+void float_to_bf16(const float* x, uint16_t* out, int64_t n);
+void bf16_to_float(const uint16_t* bits, float* out, int64_t n);
 
 constexpr int kFp8Tile = 128;
 constexpr float kE4M3Max = 448.0f, kE5M2Max = 57344.0f;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <vector>
 
 #include "kernels/cpu/fp8.h"
 
@@ -111,6 +112,24 @@ TEST(Bf16, RoundTripRelativeError) {
     const float x = std::exp(log_magnitude(rng)) * ((i % 2) ? 1.0f : -1.0f);
     const float y = bf16_to_float(float_to_bf16(x));
     ASSERT_LE(std::fabs(double(y) - double(x)), std::ldexp(std::fabs(double(x)), -8)) << x;
+  }
+}
+
+TEST(Bf16, ArrayConversionsEqualTheScalarOnes) {
+  // Arbitrary bit patterns (NaNs with payloads, infinities, subnormals, ties) and an odd length, so a
+  // vectorized body and its remainder both run.
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<uint32_t> any_bits;
+  std::vector<float> x(100'003);
+  for (auto& v : x) v = float_of(any_bits(rng));
+  x[0] = float_of(0x7F800001u), x[1] = float_of(0xFFC00000u), x[2] = float_of(0x3F808000u);  // NaNs, a tie
+  std::vector<uint16_t> codes(x.size());
+  float_to_bf16(x.data(), codes.data(), (int64_t)x.size());
+  std::vector<float> back(x.size());
+  bf16_to_float(codes.data(), back.data(), (int64_t)x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(codes[i], float_to_bf16(x[i])) << "element " << i << " bits " << std::hex << bits_of(x[i]);
+    ASSERT_EQ(bits_of(back[i]), bits_of(bf16_to_float(codes[i]))) << "element " << i;
   }
 }
 
