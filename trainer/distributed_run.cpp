@@ -286,15 +286,7 @@ RunSummary run_grpo_distributed(const Settings& s, const std::string& yaml, std:
     m["time/rollout/idle"] = lt[6];
     m["time/learner/sync"] = lt[1];
     m["time/learner/idle"] = lt[2];
-    bool do_eval = c.test && (step == steps || (s.train.eval_every > 0 && step % s.train.eval_every == 0));
-    EvalResult e;
-    if (do_eval) {
-      e = evaluate(model, s, c.tokenizer, *c.test, *c.rewards);
-      m["eval/accuracy"] = e.accuracy;
-      m["eval/reward"] = e.reward_mean;
-      m["eval/completion_length"] = e.completion_tokens_mean;
-      if (step == steps) summary.accuracy_after = e.accuracy, summary.reward_after = e.reward_mean;
-    }
+    std::optional<EvalResult> e = evaluate_at_step(model, s, c, step, steps, m, summary);
     m["time/step"] = seconds_since(t_step);
     dir->write_metrics(m);
     std::vector<RolloutLogEntry> entries;
@@ -308,7 +300,7 @@ RunSummary run_grpo_distributed(const Settings& s, const std::string& yaml, std:
     write_rollout_log(*dir, step, s.train.log_rollouts, entries, c.rewards->names());
     progress_line(log, step, steps, stats.reward_mean(), stats.accuracy(), stats.length_mean(), u.kl,
                   seconds_since(t_step), seconds_since(t_loop));
-    if (do_eval) log_eval(log, ("at step " + std::to_string(step)).c_str(), e);
+    if (e) log_eval(log, ("at step " + std::to_string(step)).c_str(), *e);
   }
   channel.flush();
   for (const auto& [what, count] : c.rewards->error_counts())

@@ -128,15 +128,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
     m["time/generate"] = t_generate;
     m["time/reward"] = t_reward;
     m["time/train"] = t_train;
-    bool do_eval = c.test && (step == s.train.steps || (s.train.eval_every > 0 && step % s.train.eval_every == 0));
-    EvalResult e;
-    if (do_eval) {
-      e = evaluate(model, s, c.tokenizer, *c.test, *c.rewards);
-      m["eval/accuracy"] = e.accuracy;
-      m["eval/reward"] = e.reward_mean;
-      m["eval/completion_length"] = e.completion_tokens_mean;
-      if (step == s.train.steps) summary.accuracy_after = e.accuracy, summary.reward_after = e.reward_mean;
-    }
+    std::optional<EvalResult> e = evaluate_at_step(model, s, c, step, s.train.steps, m, summary);
     m["time/step"] = seconds_since(t_step);
     dir.write_metrics(m);
 
@@ -148,7 +140,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
     write_rollout_log(dir, step, s.train.log_rollouts, entries, c.rewards->names());
     progress_line(log, step, s.train.steps, stats.reward_mean(), stats.accuracy(), stats.length_mean(), u.kl,
                   seconds_since(t_step), seconds_since(t_loop));
-    if (do_eval) log_eval(log, ("at step " + std::to_string(step)).c_str(), e);
+    if (e) log_eval(log, ("at step " + std::to_string(step)).c_str(), *e);
   }
   for (const auto& [what, count] : c.rewards->error_counts())
     log << "reward errors: " << what << " (" << count << " samples got no score)\n";
@@ -191,14 +183,8 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
     UpdateMetrics u = learner.sft_step(batch);
     nlohmann::json m = {{"step", step}, {"loss", u.loss},     {"grad_norm", u.grad_norm},
                         {"lr", u.lr},   {"tokens", u.tokens}, {"time/step", seconds_since(t_step)}};
-    bool do_eval = c.test && (step == s.sft.steps || (s.train.eval_every > 0 && step % s.train.eval_every == 0));
-    if (do_eval) {
-      EvalResult e = evaluate(model, s, c.tokenizer, *c.test, *c.rewards);
-      m["eval/accuracy"] = e.accuracy;
-      m["eval/reward"] = e.reward_mean;
-      if (step == s.sft.steps) summary.accuracy_after = e.accuracy, summary.reward_after = e.reward_mean;
-      log_eval(log, ("at step " + std::to_string(step)).c_str(), e);
-    }
+    if (auto e = evaluate_at_step(model, s, c, step, s.sft.steps, m, summary))
+      log_eval(log, ("at step " + std::to_string(step)).c_str(), *e);
     dir.write_metrics(m);
     if (step % 10 == 0 || step == s.sft.steps) {
       char line[200];

@@ -203,6 +203,17 @@ RunSummary evaluate_before_training(Transformer& model, const Settings& s, const
   return summary;
 }
 
+std::optional<EvalResult> evaluate_at_step(Transformer& model, const Settings& s, const Common& c, int64_t step,
+                                           int64_t steps, nlohmann::json& m, RunSummary& summary) {
+  if (!c.test || !(step == steps || (s.train.eval_every > 0 && step % s.train.eval_every == 0))) return std::nullopt;
+  EvalResult e = evaluate(model, s, c.tokenizer, *c.test, *c.rewards);
+  m["eval/accuracy"] = e.accuracy;
+  m["eval/reward"] = e.reward_mean;
+  m["eval/completion_length"] = e.completion_tokens_mean;
+  if (step == steps) summary.accuracy_after = e.accuracy, summary.reward_after = e.reward_mean;
+  return e;
+}
+
 void progress_line(std::ostream& log, int64_t step, int64_t steps, double reward, double accuracy, double length,
                    double kl, double step_seconds, double elapsed) {
   char line[256];

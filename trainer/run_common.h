@@ -71,6 +71,10 @@ void log_eval(std::ostream& log, const char* when, const EvalResult& e);
 // The step-0 evaluation both runs start with; it seeds the summary.
 RunSummary evaluate_before_training(Transformer& model, const Settings& s, const Common& c, RunDirectory& dir,
                                     std::ostream& log);
+// At the last step and every train.eval_every steps: evaluates, puts eval/* into m and the last step's
+// result into summary. Returns the result, or nothing when this step has no evaluation.
+std::optional<EvalResult> evaluate_at_step(Transformer& model, const Settings& s, const Common& c, int64_t step,
+                                           int64_t steps, nlohmann::json& m, RunSummary& summary);
 void progress_line(std::ostream& log, int64_t step, int64_t steps, double reward, double accuracy, double length,
                    double kl, double step_seconds, double elapsed);
 

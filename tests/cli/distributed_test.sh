@@ -33,6 +33,16 @@ if grep -q "distributed.learners (2) + distributed.rollout_workers (2) = 4, but 
 out=$("$cohort" config run.yaml distributed.schedule=async-1 2>&1)
 if grep -q "async-1' needs separate rollout workers" <<<"$out"; then pass; else fail "async colocated: $out"; fi
 
+# Short runs that finish: async-1 (1 learner, 2 workers) records policy lag 0 then 1; 2 colocated ranks.
+short=(train.steps=3 run.dir="$tmp/runs")
+if mpirun --oversubscribe -np 3 "$cohort" train run.yaml run.name=async "${short[@]}" distributed.colocated=false \
+     distributed.learners=1 distributed.schedule=async-1 > async.log 2>&1 &&
+   [ "$(grep -o '"policy_lag":[0-9.]*' runs/async/metrics.jsonl | tr '\n' ' ')" = '"policy_lag":0.0 "policy_lag":1.0 "policy_lag":1.0 ' ] &&
+   [ -f runs/async/model/model.safetensors ]; then pass; else fail "async-1 run:"; tail -5 async.log; cat runs/async/metrics.jsonl; fi
+if mpirun --oversubscribe -np 2 "$cohort" train run.yaml run.name=colocated "${short[@]}" > colocated.log 2>&1 &&
+   grep -q "learners: 2 (ranks 0-1, colocated)" colocated.log && [ "$(grep -c '"step":' runs/colocated/metrics.jsonl)" = 3 ]; then
+  pass; else fail "colocated run:"; tail -5 colocated.log; fi
+
 # The world rank of each cohort process of this test, from its environment.
 pid_of_rank() {
   for pid in $(pgrep -f "$cohort train $tmp/run.yaml"); do

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "comm/channel.h"
 #include "comm/collective.h"
@@ -78,34 +79,42 @@ void expect_weights_close(const std::vector<float>& a, const std::vector<float>&
   EXPECT_LE(worst, tol) << "rank " << world_rank() << ": weight " << where << " differs by " << worst;
 }
 
+// One learner and one data-parallel replica from the same initial weights.
+struct LearnerPair {
+  Transformer one{model_config_named("tiny")}, many{model_config_named("tiny")};
+  comm::MpiCollective learners{MPI_COMM_WORLD, kTimeoutS};
+  std::unique_ptr<Learner> single, replica;
+  LearnerPair(const Settings& s, uint64_t seed) {
+    one.init_random(seed), many.init_random(seed);
+    single = std::make_unique<Learner>(one, s, 10);
+    replica = std::make_unique<Learner>(many, s, 10, &learners);
+  }
+};
+
 class DataParallel : public ::testing::TestWithParam<LossAggregation> {};
 
 TEST_P(DataParallel, GrpoUpdatesMatchOneLearner) {
   Settings s = dp_settings(GetParam());
   std::vector<Sample> all = make_samples(23);  // not a multiple of 2 or 3: learners get unequal shares
-  Transformer one(model_config_named("tiny")), many(model_config_named("tiny"));
-  one.init_random(11), many.init_random(11);
-  Learner single(one, s, 10);
-  comm::MpiCollective learners(MPI_COMM_WORLD, kTimeoutS);
-  Learner replica(many, s, 10, &learners);
-  std::vector<Sample> mine = share_of(all, learners.rank(), learners.size());
+  LearnerPair p(s, 11);
+  std::vector<Sample> mine = share_of(all, p.learners.rank(), p.learners.size());
   for (uint64_t step = 1; step <= 2; ++step) {
-    UpdateMetrics a = single.grpo_update(all, step);
-    UpdateMetrics b = replica.grpo_update(mine, step);
+    UpdateMetrics a = p.single->grpo_update(all, step);
+    UpdateMetrics b = p.replica->grpo_update(mine, step);
     EXPECT_EQ(a.tokens, b.tokens) << "token counts are summed over learners";
     EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-5 * a.grad_norm);
     EXPECT_NEAR(a.loss, b.loss, 1e-5 * (1 + std::fabs(a.loss)));
     EXPECT_NEAR(a.entropy, b.entropy, 1e-5 * a.entropy);
     EXPECT_EQ(a.optimizer_steps, b.optimizer_steps);
   }
-  EXPECT_GT(single.optimizer().steps_taken(), 0);
-  expect_weights_close(one.weights(), many.weights(), 1e-6);
+  EXPECT_GT(p.single->optimizer().steps_taken(), 0);
+  expect_weights_close(p.one.weights(), p.many.weights(), 1e-6);
   // The weights moved, so equality is not the initial weights matching.
   Transformer init(model_config_named("tiny"));
   init.init_random(11);
   double moved = 0;
   for (size_t i = 0; i < init.weights().size(); ++i)
-    moved = std::max(moved, (double)std::fabs(init.weights()[i] - many.weights()[i]));
+    moved = std::max(moved, (double)std::fabs(init.weights()[i] - p.many.weights()[i]));
   EXPECT_GT(moved, 1e-4);
 }
 
@@ -116,28 +125,20 @@ INSTANTIATE_TEST_SUITE_P(Aggregations, DataParallel,
 TEST(DataParallelSteps, SftStepMatchesOneLearner) {
   Settings s = dp_settings(LossAggregation::token_mean);
   std::vector<Sample> all = make_samples(10);
-  Transformer one(model_config_named("tiny")), many(model_config_named("tiny"));
-  one.init_random(5), many.init_random(5);
-  Learner single(one, s, 10);
-  comm::MpiCollective learners(MPI_COMM_WORLD, kTimeoutS);
-  Learner replica(many, s, 10, &learners);
-  UpdateMetrics a = single.sft_step(all);
-  UpdateMetrics b = replica.sft_step(share_of(all, learners.rank(), learners.size()));
+  LearnerPair p(s, 5);
+  UpdateMetrics a = p.single->sft_step(all);
+  UpdateMetrics b = p.replica->sft_step(share_of(all, p.learners.rank(), p.learners.size()));
   EXPECT_NEAR(a.loss, b.loss, 1e-5 * a.loss);
-  expect_weights_close(one.weights(), many.weights(), 1e-6);
+  expect_weights_close(p.one.weights(), p.many.weights(), 1e-6);
 }
 
 TEST(DataParallelSteps, LearnersWithoutSamplesStayInStep) {
   Settings s = dp_settings(LossAggregation::token_mean);
   std::vector<Sample> all = make_samples(6);
-  Transformer one(model_config_named("tiny")), many(model_config_named("tiny"));
-  one.init_random(9), many.init_random(9);
-  Learner single(one, s, 10);
-  comm::MpiCollective learners(MPI_COMM_WORLD, kTimeoutS);
-  Learner replica(many, s, 10, &learners);
-  single.grpo_update(all, 3);
-  replica.grpo_update(learners.rank() == 0 ? all : std::vector<Sample>{}, 3);
-  expect_weights_close(one.weights(), many.weights(), 1e-6);
+  LearnerPair p(s, 9);
+  p.single->grpo_update(all, 3);
+  p.replica->grpo_update(p.learners.rank() == 0 ? all : std::vector<Sample>{}, 3);
+  expect_weights_close(p.one.weights(), p.many.weights(), 1e-6);
 }
 
 TEST(DataParallelSteps, OptimizerShardsTileTheParameters) {
