@@ -63,6 +63,20 @@ Role role_of(int rank, int world_size, const RoleLayout& layout) {
   return rank < layout.learners ? Role::learner : Role::rollout;
 }
 
+int device_of(int local_rank, int local_size, int device_count) {
+  if (device_count < 1)
+    throw CommError("no GPU is visible to this rank (device count " + std::to_string(device_count) + ")");
+  if (local_size > device_count) {
+    throw CommError("this node runs " + std::to_string(local_size) + " ranks but has " + std::to_string(device_count) +
+                    " GPUs: start at most one rank per GPU");
+  }
+  if (local_rank < 0 || local_rank >= local_size) {
+    throw CommError("local rank " + std::to_string(local_rank) + " is outside the node's " +
+                    std::to_string(local_size) + " ranks");
+  }
+  return local_rank;
+}
+
 std::string describe(const RoleLayout& layout, int world_size) {
   validate(layout, world_size);
   if (layout.colocated) {

@@ -24,6 +24,10 @@ void validate(const RoleLayout& layout, int world_size);
 // rollout_workers ranks are rollout workers. Validates first; throws CommError for a rank outside the world.
 Role role_of(int rank, int world_size, const RoleLayout& layout);
 
+// The GPU a rank uses: its rank among the ranks on its node (one rank per GPU, as NCCL requires). Throws
+// CommError naming both counts when the node runs more ranks than it has GPUs.
+int device_of(int local_rank, int local_size, int device_count);
+
 // One line per role with its ranks, e.g. "learners: 2 (ranks 0-1)\nrollout workers: 2 (ranks 2-3)\n".
 std::string describe(const RoleLayout& layout, int world_size);
 

@@ -65,5 +65,19 @@ TEST(Roles, RoleNames) {
   EXPECT_STREQ(role_name(Role::both), "both");
 }
 
+TEST(Roles, OneGpuPerRankOnItsNode) {
+  EXPECT_EQ(device_of(0, 8, 8), 0);
+  EXPECT_EQ(device_of(7, 8, 8), 7);
+  EXPECT_EQ(device_of(1, 2, 8), 1);
+  try {
+    device_of(0, 9, 8);
+    ADD_FAILURE() << "9 ranks on 8 GPUs must be refused";
+  } catch (const CommError& e) {
+    EXPECT_NE(std::string(e.what()).find("this node runs 9 ranks but has 8 GPUs"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(device_of(0, 1, 0), CommError);
+  EXPECT_THROW(device_of(2, 2, 8), CommError);
+}
+
 }  // namespace
 }  // namespace cohort::comm
