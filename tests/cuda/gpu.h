@@ -2,9 +2,10 @@
 // in CI on machines without one and does the real checks on a lent GPU (tests/gpu/check).
 #pragma once
 
-#include <cuda_runtime_api.h>
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
