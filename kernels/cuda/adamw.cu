@@ -1,6 +1,7 @@
 // CUDA AdamW update: an elementwise grid-stride loop over packs of four floats (16-byte
 // accesses) where all four arrays are 16-byte aligned, single floats otherwise, with the CPU's
 // fp32 expressions (IEEE sqrtf and division; nvcc may fuse a multiply-add, a last-bit difference).
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/adamw.h"
 
 #include <cmath>
@@ -13,22 +14,6 @@ namespace cohort::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 8192;
-
-template <int kVec>
-struct alignas(sizeof(float) * kVec) Pack {
-  float v[kVec];
-};
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-unsigned blocks_for(int64_t work) {
-  int64_t blocks = (work + kThreads - 1) / kThreads;
-  if (blocks < 1) blocks = 1;
-  return unsigned(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
 
 // fp32 constants of one step, computed on the host as cpu::adamw_update computes them.
 struct AdamWStep {
@@ -78,9 +63,9 @@ void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n
                        (float)s.eps,
                        (float)s.weight_decay};
   if (aligned16(param) && aligned16(grad) && aligned16(m) && aligned16(v))
-    adamw_update_kernel<4><<<blocks_for(n / 4), kThreads, 0, stream>>>(param, grad, m, v, n, step);
+    adamw_update_kernel<4><<<blocks_for(n / 4, kThreads), kThreads, 0, stream>>>(param, grad, m, v, n, step);
   else
-    adamw_update_kernel<1><<<blocks_for(n), kThreads, 0, stream>>>(param, grad, m, v, n, step);
+    adamw_update_kernel<1><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(param, grad, m, v, n, step);
   COHORT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,6 +1,7 @@
 // CUDA embedding: the forward copies one row per block; the backward sorts positions by token
 // (CUB's stable radix sort) and gives each run of equal tokens to one block, which adds the
 // run's gradient rows to the table row in position order.
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/embedding.h"
 
 #include <cub/device/device_radix_sort.cuh>
@@ -14,15 +15,6 @@ namespace {
 
 constexpr int kRowThreads = 128;
 constexpr int kThreads = 256;
-
-template <int kVec>
-struct alignas(sizeof(float) * kVec) Pack {
-  float v[kVec];
-};
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
 
 size_t round_up(size_t bytes) {
   return (bytes + 255) / 256 * 256;

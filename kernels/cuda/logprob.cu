@@ -2,6 +2,7 @@
 // pass (the CPU's two passes, sums in double, block reductions with warp shuffles in a fixed
 // order), and an elementwise backward. Rows are read as 16-byte packs where V % 4 == 0 and the
 // pointers are aligned.
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/logprob.h"
 
 #include <cstdint>
@@ -12,50 +13,7 @@
 namespace cohort::cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kRowThreads = 1024;  // rows are long (V is 32k..152k): many loads in flight per row
-
-template <int kVec>
-struct alignas(sizeof(float) * kVec) Pack {
-  float v[kVec];
-};
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-struct Sum {
-  template <typename T>
-  __device__ T operator()(T a, T b) const {
-    return a + b;
-  }
-};
-struct Max {
-  // fmaxf skips NaNs, like the CPU's std::max(mx, z) starting from -inf.
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-
-// Reduction over the block, returned to every thread; the order is fixed by blockDim, so the
-// result is the same from run to run. `shared` holds kWarp values; every thread must call this.
-template <typename T, typename Op>
-__device__ T block_reduce(T v, T identity, Op op, T* shared) {
-  const int lane = int(threadIdx.x % kWarp), warp = int(threadIdx.x / kWarp);
-  const int warps = int((blockDim.x + kWarp - 1) / kWarp);
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = op(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < warps ? shared[lane] : identity;
-#pragma unroll
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) v = op(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
-    if (lane == 0) shared[0] = v;
-  }
-  __syncthreads();
-  v = shared[0];
-  __syncthreads();  // `shared` may be reused right after
-  return v;
-}
 
 template <int kVec>
 __global__ void __launch_bounds__(kRowThreads) logprob_forward_kernel(float* __restrict__ logprob,  // (rows)

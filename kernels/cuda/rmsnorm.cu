@@ -1,5 +1,6 @@
 // CUDA RMSNorm: one block per row for the forward and for dx (block-wide double reductions via
 // warp shuffles), and a two-stage deterministic reduction over rows for dweight.
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/rmsnorm.h"
 
 #include <cstdint>
@@ -10,7 +11,6 @@
 namespace cohort::cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kRowThreads = 256;
 // dweight: a block covers kColumnTile columns x kRowLanes row lanes; a group of rows ends in
 // one partial per column.
@@ -18,41 +18,6 @@ constexpr int kColumnTile = 32;
 constexpr int kRowLanes = 8;
 constexpr int64_t kMinRowsPerGroup = 64;
 constexpr int64_t kMaxGroups = 1024;
-
-// kVec consecutive floats, loaded and stored as one access (ld.global.v4 for kVec = 4).
-template <int kVec>
-struct alignas(sizeof(float) * kVec) Pack {
-  float v[kVec];
-};
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-__device__ double warp_sum(double v) {
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
-  return v;
-}
-
-// Sum over the block, returned to every thread. The order is fixed by blockDim, so the result
-// is the same from run to run. `shared` holds kWarp doubles; every thread must call this.
-__device__ double block_sum(double v, double* shared) {
-  const int lane = int(threadIdx.x % kWarp), warp = int(threadIdx.x / kWarp);
-  const int warps = int((blockDim.x + kWarp - 1) / kWarp);
-  v = warp_sum(v);
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < warps ? shared[lane] : 0.0;
-    v = warp_sum(v);
-    if (lane == 0) shared[0] = v;
-  }
-  __syncthreads();
-  v = shared[0];
-  __syncthreads();  // `shared` may be reused right after
-  return v;
-}
 
 template <int kVec>
 __global__ void rmsnorm_forward_kernel(float* __restrict__ out,           // (N, C)
@@ -73,7 +38,7 @@ __global__ void rmsnorm_forward_kernel(float* __restrict__ out,           // (N,
 #pragma unroll
     for (int k = 0; k < kVec; ++k) sum += (double)a.v[k] * a.v[k];
   }
-  sum = block_sum(sum, shared);
+  sum = block_reduce(sum, 0.0, Sum{}, shared);
   const float r = (float)(1.0 / sqrt(sum / (double)C + (double)eps));
   if (threadIdx.x == 0) rstd[n] = r;
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
@@ -108,7 +73,7 @@ __global__ void rmsnorm_backward_dx_kernel(float* __restrict__ dx,            //
 #pragma unroll
     for (int k = 0; k < kVec; ++k) dot += (double)g.v[k] * wp.v[k] * a.v[k];
   }
-  dot = block_sum(dot, shared);
+  dot = block_reduce(dot, 0.0, Sum{}, shared);
   const float k_row = (float)(dot * r * r * r / (double)C);
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
     const Pack<kVec> a = xn[p], g = gn[p], wp = w[p];

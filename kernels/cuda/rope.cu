@@ -1,6 +1,7 @@
 // CUDA RoPE: one thread per channel pair (n, head, i < head_dim/2), so consecutive threads touch
 // consecutive channels in both halves of a head; the tables are read by position. An odd
 // head_dim leaves its last channel alone, as on the CPU.
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/rope.h"
 
 #include <cstdint>
@@ -12,13 +13,6 @@ namespace cohort::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 8192;
-
-unsigned blocks_for(int64_t work) {
-  int64_t blocks = (work + kThreads - 1) / kThreads;
-  if (blocks < 1) blocks = 1;
-  return unsigned(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
 
 __global__ void rope_tables_kernel(float* __restrict__ cos_table,  // (max_positions, half)
                                    float* __restrict__ sin_table,  // (max_positions, half)
@@ -62,8 +56,8 @@ void rotate(const char* op, float* x, const int32_t* positions, const float* cos
                  "cuda::" << op << ": bad shape (" << N << ", " << heads << ", " << head_dim << ")");
   const int64_t total_pairs = N * heads * (head_dim / 2);
   if (total_pairs == 0) return;
-  rope_rotate_kernel<<<blocks_for(total_pairs), kThreads, 0, stream>>>(x, positions, cos, sin, heads, head_dim,
-                                                                       total_pairs, direction);
+  rope_rotate_kernel<<<blocks_for(total_pairs, kThreads), kThreads, 0, stream>>>(x, positions, cos, sin, heads,
+                                                                                 head_dim, total_pairs, direction);
   COHORT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -74,7 +68,7 @@ void rope_tables(float* cos, float* sin, int64_t max_positions, int64_t head_dim
                  "cuda::rope_tables: bad shape (" << max_positions << ", " << head_dim << ")");
   const int64_t total = max_positions * (head_dim / 2);
   if (total == 0) return;
-  rope_tables_kernel<<<blocks_for(total), kThreads, 0, stream>>>(cos, sin, max_positions, head_dim, theta);
+  rope_tables_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(cos, sin, max_positions, head_dim, theta);
   COHORT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,6 +1,7 @@
 // CUDA SwiGLU: elementwise grid-stride loops over packs of four floats (one 16-byte access
 // each) where every pointer is 16-byte aligned, single floats otherwise; the same expressions
 // as the CPU, with IEEE expf and division.
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/swiglu.h"
 
 #include <cstdint>
@@ -12,22 +13,6 @@ namespace cohort::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 8192;  // grid-stride beyond this: enough to fill any current GPU
-
-template <int kVec>
-struct alignas(sizeof(float) * kVec) Pack {
-  float v[kVec];
-};
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-unsigned blocks_for(int64_t work) {
-  int64_t blocks = (work + kThreads - 1) / kThreads;
-  if (blocks < 1) blocks = 1;
-  return unsigned(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
 
 __device__ float swiglu_value(float g, float u) {
   return g / (1.0f + expf(-g)) * u;
@@ -86,9 +71,9 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n, c
   COHORT_REQUIRE(n >= 0, "cuda::swiglu_forward: bad size " << n);
   if (n == 0) return;
   if (aligned16(out) && aligned16(gate) && aligned16(up))
-    swiglu_forward_kernel<4><<<blocks_for(n / 4), kThreads, 0, stream>>>(out, gate, up, n);
+    swiglu_forward_kernel<4><<<blocks_for(n / 4, kThreads), kThreads, 0, stream>>>(out, gate, up, n);
   else
-    swiglu_forward_kernel<1><<<blocks_for(n), kThreads, 0, stream>>>(out, gate, up, n);
+    swiglu_forward_kernel<1><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(out, gate, up, n);
   COHORT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -97,9 +82,9 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
   COHORT_REQUIRE(n >= 0, "cuda::swiglu_backward: bad size " << n);
   if (n == 0) return;
   if (aligned16(dgate) && aligned16(dup) && aligned16(dout) && aligned16(gate) && aligned16(up))
-    swiglu_backward_kernel<4><<<blocks_for(n / 4), kThreads, 0, stream>>>(dgate, dup, dout, gate, up, n);
+    swiglu_backward_kernel<4><<<blocks_for(n / 4, kThreads), kThreads, 0, stream>>>(dgate, dup, dout, gate, up, n);
   else
-    swiglu_backward_kernel<1><<<blocks_for(n), kThreads, 0, stream>>>(dgate, dup, dout, gate, up, n);
+    swiglu_backward_kernel<1><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(dgate, dup, dout, gate, up, n);
   COHORT_CUDA_CHECK(cudaGetLastError());
 }
 
