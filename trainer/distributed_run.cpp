@@ -290,7 +290,7 @@ RunSummary run_grpo_distributed(const Settings& s, const std::string& yaml, std:
     m["time/step"] = seconds_since(t_step);
     dir->write_metrics(m);
     std::vector<RolloutLogEntry> entries;
-    for (size_t i = 0; i < samples.size(); ++i) {
+    for (size_t i = 0; i < std::min(samples.size(), (size_t)s.train.log_rollouts); ++i) {
       const auto& g = groups[i / G];
       const auto& sc = g.completions((int)(i % G));
       RolloutLogEntry r{g.prompt(), sc.text(), !sc.truncated(), samples[i].advantage, score_of(sc.total()), {}};
