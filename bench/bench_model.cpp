@@ -2,6 +2,7 @@
 // decode tokens/s at several batch sizes, and the GEMM library's GFLOP/s at the same
 // shapes (the ceiling). Prints one JSON object per line, in the same shape as
 // bench/torch_reference.py, so bench/run can put both side by side.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -79,7 +80,9 @@ double gemm_ceiling_gflops(const ModelConfig& c, int64_t N, int repeats) {
   return flops / secs / 1e9;
 }
 
-void bench_train(const ModelConfig& c, int64_t B, int64_t T, int steps, Compute compute) {
+// The first `warmup` steps are not timed: they pay page faults, and the thread governors
+// (kernels/thread_governor.h) spend their first calls timing both thread counts.
+void bench_train(const ModelConfig& c, int64_t B, int64_t T, int steps, int warmup, Compute compute) {
   Transformer model(c);
   model.init_random(1);
   model.set_compute(compute);
@@ -92,7 +95,7 @@ void bench_train(const ModelConfig& c, int64_t B, int64_t T, int steps, Compute 
   for (size_t i = 0; i < weight.size(); ++i) weight[i] = targets[i] >= 0 ? 1.f : 0.f;
   std::vector<float> m(model.num_parameters()), v(model.num_parameters());
   double fwd_bwd = 0, adamw = 0, loss = 0;
-  for (int s = 0; s < steps + 1; ++s) {
+  for (int s = 0; s < steps + warmup; ++s) {
     auto t0 = Clock::now();
     model.zero_grad();
     model.forward(tokens.data(), lengths.data(), targets.data(), B, T, logprob.data(), nullptr);
@@ -105,7 +108,7 @@ void bench_train(const ModelConfig& c, int64_t B, int64_t T, int steps, Compute 
     a.step = s + 1;
     cpu::adamw_update(model.weights().data(), model.grads().data(), m.data(), v.data(), model.num_parameters(), a);
     double t_opt = seconds_since(t1);
-    if (s > 0) fwd_bwd += t_fb, adamw += t_opt;  // step 0 warms up
+    if (s >= warmup) fwd_bwd += t_fb, adamw += t_opt;
   }
   fwd_bwd /= steps, adamw /= steps;
   double flops = train_flops(c, B, T), tokens_per_step = (double)B * T;
@@ -124,34 +127,44 @@ void bench_train(const ModelConfig& c, int64_t B, int64_t T, int steps, Compute 
   std::fflush(stdout);
 }
 
-void bench_decode(const ModelConfig& c, const std::vector<int64_t>& batches, int64_t prompt, int64_t new_tokens) {
+// Each batch size decodes `repeats` times from a fresh cache; the median run is printed, so one
+// unlucky scheduling slice (the contention benchmark runs beside busy processes) does not decide.
+void bench_decode(const ModelConfig& c, const std::vector<int64_t>& batches, int64_t prompt, int64_t new_tokens,
+                  int repeats) {
   Transformer model(c);
   model.init_random(1);
   Rng rng(11);
   for (int64_t B : batches) {
-    KVCache cache(c, B, prompt + new_tokens);
-    std::vector<int32_t> tokens((size_t)(B * prompt)), slot((size_t)B), start((size_t)B, 0),
-        n((size_t)B, (int32_t)prompt);
-    for (auto& t : tokens) t = (int32_t)rng.below(c.vocab);
-    for (int64_t b = 0; b < B; ++b) slot[b] = (int32_t)b;
-    std::vector<float> logits((size_t)(B * c.vocab));
-    auto t0 = Clock::now();
-    model.decode(cache, tokens.data(), slot.data(), start.data(), n.data(), B, prompt, logits.data());
-    double prefill = seconds_since(t0);
-    std::vector<int32_t> next((size_t)B), one((size_t)B, 1);
-    auto t1 = Clock::now();
-    for (int64_t step = 0; step < new_tokens; ++step) {
-      for (int64_t b = 0; b < B; ++b) {
-        const float* row = logits.data() + b * c.vocab;
-        int32_t best = 0;
-        for (int64_t v = 1; v < c.vocab; ++v)
-          if (row[v] > row[best]) best = (int32_t)v;
-        next[b] = best;
-        start[b] = (int32_t)(prompt + step);
+    std::vector<double> prefills, decodes;
+    for (int r = 0; r < std::max(1, repeats); ++r) {
+      KVCache cache(c, B, prompt + new_tokens);
+      std::vector<int32_t> tokens((size_t)(B * prompt)), slot((size_t)B), start((size_t)B, 0),
+          n((size_t)B, (int32_t)prompt);
+      for (auto& t : tokens) t = (int32_t)rng.below(c.vocab);
+      for (int64_t b = 0; b < B; ++b) slot[b] = (int32_t)b;
+      std::vector<float> logits((size_t)(B * c.vocab));
+      auto t0 = Clock::now();
+      model.decode(cache, tokens.data(), slot.data(), start.data(), n.data(), B, prompt, logits.data());
+      double prefill = seconds_since(t0);
+      std::vector<int32_t> next((size_t)B), one((size_t)B, 1);
+      auto t1 = Clock::now();
+      for (int64_t step = 0; step < new_tokens; ++step) {
+        for (int64_t b = 0; b < B; ++b) {
+          const float* row = logits.data() + b * c.vocab;
+          int32_t best = 0;
+          for (int64_t v = 1; v < c.vocab; ++v)
+            if (row[v] > row[best]) best = (int32_t)v;
+          next[b] = best;
+          start[b] = (int32_t)(prompt + step);
+        }
+        model.decode(cache, next.data(), slot.data(), start.data(), one.data(), B, 1, logits.data());
       }
-      model.decode(cache, next.data(), slot.data(), start.data(), one.data(), B, 1, logits.data());
+      prefills.push_back(prefill);
+      decodes.push_back(seconds_since(t1));
     }
-    double decode = seconds_since(t1);
+    std::sort(prefills.begin(), prefills.end());
+    std::sort(decodes.begin(), decodes.end());
+    double prefill = prefills[prefills.size() / 2], decode = decodes[decodes.size() / 2];
     std::printf(
         "{\"impl\":\"cohort\",\"bench\":\"prefill\",\"model\":\"%s\",\"batch\":%ld,\"prompt\":%ld,"
         "\"threads\":%d,\"seconds\":%.4f,\"tokens_per_s\":%.1f}\n",
@@ -170,6 +183,7 @@ int main(int argc, char** argv) {
   std::string size = "bench-124m";
   int steps = 3;
   int64_t B = 4, T = 256, prompt = 128, new_tokens = 32;
+  int decode_repeats = 1, warmup = 1, threads = 0;
   std::vector<int64_t> batches = {1, 16, 64};
   bool train = true, decode = true, ceiling = true, fp8 = false;
   try {
@@ -188,9 +202,13 @@ int main(int argc, char** argv) {
       else if (a == "--seq")
         T = std::stol(value());
       else if (a == "--threads")
-        set_thread_count(std::stoi(value()));
+        threads = std::stoi(value());
       else if (a == "--new-tokens")
         new_tokens = std::stol(value());
+      else if (a == "--warmup")
+        warmup = std::max(1, std::stoi(value()));
+      else if (a == "--decode-repeats")
+        decode_repeats = std::stoi(value());
       else if (a == "--decode-batches") {
         batches.clear();
         std::string list = value();
@@ -208,11 +226,13 @@ int main(int argc, char** argv) {
       else if (a == "--fp8")
         fp8 = true;
       else
-        COHORT_REQUIRE(false, "unknown option " << a
-                                                << " (options: --model --steps --batch --seq --threads --new-tokens "
-                                                   "--decode-batches --skip-train --skip-decode --skip-ceiling --fp8)");
+        COHORT_REQUIRE(
+            false,
+            "unknown option " << a
+                              << " (options: --model --steps --batch --seq --threads --warmup --new-tokens "
+                                 "--decode-repeats --decode-batches --skip-train --skip-decode --skip-ceiling --fp8)");
     }
-    if (thread_count() <= 0) init_threads_from_environment();
+    apply_threads(threads, 0);  // --threads, else COHORT_THREADS, else the cores given
     ModelConfig c = model_config_named(size);
     if (ceiling) {
       double g = gemm_ceiling_gflops(c, B * T, steps);
@@ -222,9 +242,9 @@ int main(int argc, char** argv) {
           c.name.c_str(), (long)B, (long)T, thread_count(), g);
       std::fflush(stdout);
     }
-    if (train) bench_train(c, B, T, steps, Compute::fp32);
-    if (train && fp8) bench_train(c, B, T, steps, Compute::fp8);
-    if (decode) bench_decode(c, batches, prompt, new_tokens);
+    if (train) bench_train(c, B, T, steps, warmup, Compute::fp32);
+    if (train && fp8) bench_train(c, B, T, steps, warmup, Compute::fp8);
+    if (decode) bench_decode(c, batches, prompt, new_tokens, decode_repeats);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_model: error: %s\n", e.what());
     return 1;

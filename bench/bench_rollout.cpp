@@ -65,6 +65,7 @@ Run time_generate(Transformer& model, const Tokenizer& tokenizer, const std::vec
 }  // namespace
 
 int main(int argc, char** argv) {
+  int threads = 0;
   std::string size = "small";
   int64_t requests = 64, max_batch = 16, prompt_len = 16, min_new = 12, max_new = 120;
   int repeats = 3;
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
       else if (a == "--repeats")
         repeats = std::stoi(value());
       else if (a == "--threads")
-        set_thread_count(std::stoi(value()));
+        threads = std::stoi(value());
       else
         COHORT_REQUIRE(false, "unknown option " << a
                                                 << " (options: --model --requests --max-batch --prompt --min-new "
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
     COHORT_REQUIRE(requests >= 1 && max_batch >= 1 && prompt_len >= 1 && repeats >= 1,
                    "--requests, --max-batch, --prompt and --repeats must be positive");
     COHORT_REQUIRE(0 <= min_new && min_new <= max_new, "need 0 <= --min-new <= --max-new");
-    if (thread_count() <= 0) init_threads_from_environment();
+    apply_threads(threads, 0);  // --threads, else COHORT_THREADS, else the cores given
 
     ModelConfig c = model_config_named(size);
     Transformer model(c);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cblas.h>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -47,22 +48,73 @@ void set_thread_count(int n) {
   openblas_set_num_threads(n);
 }
 
+void use_threads(int n) {
+  n = std::max(1, n);
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+int openmp_threads() {
+  return omp_get_max_threads();
+}
+
+int openblas_threads() {
+  return openblas_get_num_threads();
+}
+
 int thread_count() {
   if (g_threads == 0) set_thread_count(0);
   return g_threads;
 }
 
-int init_threads_from_environment() {
-  int n = 0;
-  if (const char* v = std::getenv("COHORT_THREADS")) {
-    char* end = nullptr;
-    long parsed = std::strtol(v, &end, 10);
-    COHORT_REQUIRE(end != v && *end == '\0' && parsed > 0 && parsed <= 4096,
-                   "COHORT_THREADS='" << v << "' is not a positive integer");
-    n = static_cast<int>(parsed);
+namespace {
+// COHORT_THREADS as a count, or 0 when it is not set.
+int environment_threads() {
+  const char* v = std::getenv("COHORT_THREADS");
+  if (!v) return 0;
+  char* end = nullptr;
+  long parsed = std::strtol(v, &end, 10);
+  COHORT_REQUIRE(end != v && *end == '\0' && parsed > 0 && parsed <= 4096,
+                 "COHORT_THREADS='" << v << "' is not a positive integer");
+  return static_cast<int>(parsed);
+}
+}  // namespace
+
+const char* to_string(ThreadSource source) {
+  switch (source) {
+    case ThreadSource::command_line:
+      return "--threads";
+    case ThreadSource::config:
+      return "run.threads";
+    case ThreadSource::environment:
+      return "COHORT_THREADS";
+    case ThreadSource::cores:
+      break;
   }
-  set_thread_count(n);
-  return g_threads;
+  return "the cores this process was given";
+}
+
+std::string ThreadChoice::describe() const {
+  return std::to_string(threads) + (threads == 1 ? " thread" : " threads") + " (from " + to_string(source) + ")";
+}
+
+ThreadChoice choose_threads(int64_t command_line, int64_t config) {
+  COHORT_REQUIRE(command_line <= 4096 && config <= 4096,
+                 "a thread count above 4096 (" << std::max(command_line, config) << ") is not a machine cohort knows");
+  if (command_line > 0) return {(int)command_line, ThreadSource::command_line};
+  if (config > 0) return {(int)config, ThreadSource::config};
+  if (int n = environment_threads()) return {n, ThreadSource::environment};
+  return {default_thread_count(), ThreadSource::cores};
+}
+
+ThreadChoice apply_threads(int64_t command_line, int64_t config) {
+  ThreadChoice c = choose_threads(command_line, config);
+  set_thread_count(c.threads);
+  return c;
+}
+
+int init_threads_from_environment() {
+  return apply_threads(0, 0).threads;
 }
 
 }  // namespace cohort

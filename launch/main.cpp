@@ -73,8 +73,11 @@ int main(int argc, char** argv) {
   const bool rank0 = !world || world->rank() == 0;
   CLI::App app{"cohort: reinforcement learning (GRPO) for language models, in C++ and CUDA"};
   app.require_subcommand(1);
-  int threads = 0;
-  app.add_option("--threads", threads, "compute threads (default: COHORT_THREADS, else the cores given)");
+  app.fallthrough();  // --threads may stand before or after the subcommand
+  int64_t threads = 0;
+  app.add_option("--threads", threads,
+                 "compute threads; beats run.threads, which beats COHORT_THREADS, which beats the cores given")
+      ->check(CLI::Range(int64_t(1), int64_t(4096)));
 
   std::string config_path;
   std::vector<std::string> overrides;
@@ -115,11 +118,6 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (threads > 0)
-      set_thread_count(threads);
-    else
-      init_threads_from_environment();
-
     trainer::Settings settings;
     config::Schema schema;
     declare_options(schema, settings);
@@ -129,14 +127,16 @@ int main(int argc, char** argv) {
     }
     if (*show) {
       load_settings(schema, settings, config_path, overrides);
+      ThreadChoice thread_choice = choose_threads(threads, settings.run.threads);
       const trainer::DistributedSettings& d = settings.distributed;
       int ranks = layout_ranks > 0 ? layout_ranks : world ? world->size() : 0;
       if (ranks == 0) ranks = d.colocated ? 1 : (int)(d.learners + std::max<int64_t>(1, d.rollout_workers));
       comm::RoleLayout layout = trainer::role_layout(d, ranks);
       if (!rank0) return 0;
       std::cout << schema.to_yaml();
+      std::cout << "# threads: " << thread_choice.describe() << " per process\n";
       if (ranks == 1) {
-        std::cout << "# layout: 1 process: rollout, reward and learner in this process, " << thread_count()
+        std::cout << "# layout: 1 process: rollout, reward and learner in this process, " << thread_choice.threads
                   << " threads\n";
         return 0;
       }
@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
     }
     if (*train || *sft) {
       std::string yaml = load_settings(schema, settings, config_path, overrides);
-      if (threads > 0) settings.run.threads = threads;
+      ThreadChoice thread_choice = apply_threads(threads, settings.run.threads);
+      if (rank0) std::cout << "threads: " << thread_choice.describe() << "\n";
       COHORT_REQUIRE(!(*sft && many), "cohort sft runs in one process; start it without mpirun (or with -np 1)");
       trainer::RunSummary s = *sft   ? trainer::run_sft(settings, yaml, std::cout)
                               : many ? trainer::run_grpo_distributed(settings, yaml, std::cout)
@@ -160,6 +161,7 @@ int main(int argc, char** argv) {
     if (*eval) {
       if (!eval_checkpoint.empty()) overrides.push_back("model.init=" + eval_checkpoint);
       load_settings(schema, settings, config_path, overrides);
+      std::cout << "threads: " << apply_threads(threads, settings.run.threads).describe() << "\n";
       trainer::EvalResult r = trainer::run_eval(settings, std::cout);
       std::printf("\n%-24s %10s\n", "metric", "value");
       std::printf("%-24s %10lld\n", "prompts", (long long)r.prompts);
@@ -177,6 +179,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*info) {
+      apply_threads(threads, 0);
       ModelConfig c = model_config_named(size);
       Transformer model(c);
       std::printf(
@@ -192,6 +195,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*generate) {
+      ThreadChoice thread_choice = apply_threads(threads, 0);
       ByteTokenizer tok;
       std::unique_ptr<Transformer> model;
       if (!checkpoint.empty()) {
@@ -221,8 +225,9 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < out.size(); ++i)
         std::printf("completion %zu (%zu tokens, %s): %s\n", i, out[i].tokens.size(),
                     out[i].finish == rollout::FinishReason::stop ? "stop" : "length", out[i].text.c_str());
-      std::printf("decode: %.1f tokens/s on %d threads (%s)\n", engine.last_stats().generated_tokens / secs,
-                  thread_count(), checkpoint.empty() ? ("random " + size + " model").c_str() : checkpoint.c_str());
+      std::printf("decode: %.1f tokens/s on %s (%s)\n", engine.last_stats().generated_tokens / secs,
+                  thread_choice.describe().c_str(),
+                  checkpoint.empty() ? ("random " + size + " model").c_str() : checkpoint.c_str());
       return 0;
     }
   } catch (const std::exception& e) {

@@ -11,7 +11,8 @@ void declare_options(config::Schema& c, trainer::Settings& s) {
   c.add("run.name", &s.run.name, "", "run directory name: the run is written to run.dir/run.name");
   c.add("run.dir", &s.run.dir, "runs", "parent folder of run directories");
   c.add("seed", &s.run.seed, 1, "seed of everything random: the same config and seed give the same run", 0);
-  c.add("run.threads", &s.run.threads, 0, "compute threads (0: the cores this process was given)", 0, 4096);
+  c.add("run.threads", &s.run.threads, 0,
+        "compute threads (0: COHORT_THREADS, else the cores given; --threads beats both)", 0, 4096);
   // model
   c.add("model.init", &s.model.init, "random", "'random', or a directory with config.json and model.safetensors");
   c.add("model.size", &s.model.size, "small", "named size for model.init=random", model_size_names());

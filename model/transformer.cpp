@@ -25,6 +25,21 @@ namespace cohort {
 
 using namespace cohort::cpu;
 
+namespace {
+// Runs the scope under a ThreadGovernor: its thread count from construction, timed to destruction.
+class GovernedCall {
+ public:
+  GovernedCall(ThreadGovernor& governor, double units) : governor_(governor), units_(units) { governor_.begin(); }
+  ~GovernedCall() { governor_.end(units_); }
+  GovernedCall(const GovernedCall&) = delete;
+  GovernedCall& operator=(const GovernedCall&) = delete;
+
+ private:
+  ThreadGovernor& governor_;
+  double units_;
+};
+}  // namespace
+
 template <typename T>
 KVCacheT<T>::KVCacheT(const ModelConfig& c, int64_t slots, int64_t max_tokens)
     : slots_(slots), max_tokens_(max_tokens) {
@@ -196,6 +211,7 @@ void TransformerT<T>::forward(const int32_t* tokens, const int32_t* lengths, con
       COHORT_REQUIRE(id >= -1 && id < config_.vocab, "target id " << id << " at row " << b << ", position " << t
                                                                   << " is outside [-1, " << config_.vocab << ")");
     }
+  GovernedCall governed(forward_governor_, (double)(B * Tlen));
 
   const int64_t C = config_.hidden, I = config_.intermediate, H = config_.heads, KVH = config_.kv_heads;
   const int64_t hd = head_dim_, q_dim = H * hd, kv_dim = KVH * hd, N = B * Tlen;
@@ -255,6 +271,7 @@ void TransformerT<T>::forward(const int32_t* tokens, const int32_t* lengths, con
 template <typename T>
 void TransformerT<T>::backward(const T* dlogprob, const T* dentropy) {
   COHORT_REQUIRE(have_forward_, "backward called without a forward");
+  GovernedCall governed(backward_governor_, (double)(B_ * T_));
   const int64_t C = config_.hidden, I = config_.intermediate, H = config_.heads, KVH = config_.kv_heads;
   const int64_t hd = head_dim_, q_dim = H * hd, kv_dim = KVH * hd, N = B_ * T_;
   T* g = grads_.data();
@@ -336,6 +353,8 @@ void TransformerT<T>::decode(KVCacheT<T>& cache, const int32_t* tokens, const in
                           << cache.max_tokens() << " (model max_seq_len " << config_.max_seq_len << ")");
   }
   check_tokens(tokens, n_new, B, Tn, "token");
+  // Prefill and single-token steps differ in cost per token by far, so each has its own governor.
+  GovernedCall governed(Tn == 1 ? decode_governor_ : prefill_governor_, (double)(B * Tn));
 
   const int64_t C = config_.hidden, I = config_.intermediate, H = config_.heads, KVH = config_.kv_heads;
   const int64_t hd = head_dim_, q_dim = H * hd, kv_dim = KVH * hd, N = B * Tn, V = config_.vocab;

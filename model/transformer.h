@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/thread_governor.h"
 #include "model/config.h"
 
 namespace cohort {
@@ -109,6 +110,8 @@ class TransformerT {
   std::vector<LayerActs> acts_;
   std::vector<T> final_in_, lnf_, rstdf_, lse_out_, entropy_;
   bool have_forward_ = false;
+  // How many threads each kind of call runs on, chosen by timing (kernels/thread_governor.h).
+  ThreadGovernor forward_governor_, backward_governor_, prefill_governor_, decode_governor_;
   // Backward scratch, kept between steps: re-allocating ~100 MB a step costs more in
   // page faults than the elementwise ops it feeds.
   std::vector<T> dlnf_, dx_, dact_, dgate_, dup_, dln_, datt_, dq_, dk_, dv_;

@@ -21,6 +21,7 @@
 #include "comm/proto/rollout.pb.h"
 #include "comm/roles.h"
 #include "kernels/error.h"
+#include "kernels/threads.h"
 #include "rollout/template.h"
 #include "trainer/run.h"
 #include "trainer/run_common.h"
@@ -286,6 +287,8 @@ RunSummary run_grpo_distributed(const Settings& s, const std::string& yaml, std:
     m["time/rollout/idle"] = lt[6];
     m["time/learner/sync"] = lt[1];
     m["time/learner/idle"] = lt[2];
+    m["threads"] = openmp_threads();
+    m["threads/openblas"] = openblas_threads();
     std::optional<EvalResult> e = evaluate_at_step(model, s, c, step, steps, m, summary);
     m["time/step"] = seconds_since(t_step);
     dir->write_metrics(m);

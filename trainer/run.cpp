@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "kernels/error.h"
+#include "kernels/threads.h"
 #include "rollout/template.h"
 #include "trainer/learner.h"
 #include "trainer/run_common.h"
@@ -128,6 +129,8 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
     m["time/generate"] = t_generate;
     m["time/reward"] = t_reward;
     m["time/train"] = t_train;
+    m["threads"] = openmp_threads();
+    m["threads/openblas"] = openblas_threads();
     std::optional<EvalResult> e = evaluate_at_step(model, s, c, step, s.train.steps, m, summary);
     m["time/step"] = seconds_since(t_step);
     dir.write_metrics(m);
@@ -181,8 +184,14 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
     std::vector<Sample> batch;
     for (int64_t idx : cursor.next(s.sft.batch_size)) batch.push_back(all[idx]);
     UpdateMetrics u = learner.sft_step(batch);
-    nlohmann::json m = {{"step", step}, {"loss", u.loss},     {"grad_norm", u.grad_norm},
-                        {"lr", u.lr},   {"tokens", u.tokens}, {"time/step", seconds_since(t_step)}};
+    nlohmann::json m = {{"step", step},
+                        {"loss", u.loss},
+                        {"grad_norm", u.grad_norm},
+                        {"lr", u.lr},
+                        {"tokens", u.tokens},
+                        {"time/step", seconds_since(t_step)},
+                        {"threads", openmp_threads()},
+                        {"threads/openblas", openblas_threads()}};
     if (auto e = evaluate_at_step(model, s, c, step, s.sft.steps, m, summary))
       log_eval(log, ("at step " + std::to_string(step)).c_str(), *e);
     dir.write_metrics(m);

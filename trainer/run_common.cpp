@@ -164,7 +164,7 @@ EvalResult evaluate(Transformer& model, const Settings& s, const Tokenizer& tok,
 }
 
 Common setup(const Settings& s, std::ostream& log) {
-  set_thread_count((int)s.run.threads);
+  // The thread count was chosen by the caller (launch/main.cpp: --threads, run.threads, COHORT_THREADS).
   Common c;
   c.model = make_model(s, c.tokenizer, log);
   c.model->set_logit_temperature(s.rollout.temperature > 0 ? s.rollout.temperature : 1.0);

@@ -19,7 +19,7 @@ struct RunSettings {
   std::string name;  // runs/NAME
   std::string dir = "runs";
   int64_t seed = 1;
-  int64_t threads = 0;  // 0: the cores this process was given
+  int64_t threads = 0;  // 0: COHORT_THREADS, else the cores given (kernels/threads.h has the order)
 };
 
 struct ModelSettings {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/threads.h"
 
 namespace cohort::cpu {
 
@@ -67,7 +68,9 @@ template <typename T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int32_t* lengths, int64_t B,
                        int64_t Tlen, int64_t H, int64_t KVH, int64_t hd) {
   const int64_t ldq = H * hd, ldkv = KVH * hd, group = H / KVH;
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+  int64_t work = 0;  // multiply-adds of the scores and the weighted sum
+  for (int64_t b = 0; b < B; ++b) work += 2 * (int64_t)lengths[b] * lengths[b] * H * hd;
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (worth_parallel(work))
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       int64_t L = lengths[b];
@@ -134,7 +137,9 @@ template <typename T>
 void attention_decode(T* out, const T* q, const T* k_cache, const T* v_cache, const int32_t* slot, const int32_t* start,
                       const int32_t* n_new, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t hd, int64_t max_T) {
   const int64_t ldq = H * hd, ldkv = KVH * hd, group = H / KVH;
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+  int64_t work = 0;  // multiply-adds over every cached key the new tokens attend to
+  for (int64_t b = 0; b < B; ++b) work += 2 * ((int64_t)start[b] + n_new[b]) * n_new[b] * H * hd;
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (worth_parallel(work))
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       int64_t n = n_new[b], kvh = h / group;

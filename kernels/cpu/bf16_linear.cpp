@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/cpu/fp8.h"
+#include "kernels/threads.h"
 #include "kernels/cpu/linear.h"
 
 namespace cohort {
@@ -14,7 +15,7 @@ const float* rounded(const float* x, int64_t n, int slot) {
   thread_local std::vector<float> buffers[3];
   std::vector<float>& b = buffers[slot];
   if ((int64_t)b.size() < n) b.resize((size_t)n);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) b[i] = bf16_to_float(float_to_bf16(x[i]));
   return b.data();
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/threads.h"
 
 namespace cohort::cpu {
 
@@ -38,7 +39,7 @@ T* scratch(int slot, size_t n) {
 
 template <typename T>
 void gather_rows(T* dst, const T* h, const std::vector<int64_t>& rows, int64_t first, int64_t count, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(count * C))
   for (int64_t i = 0; i < count; ++i) std::memcpy(dst + i * C, h + rows[first + i] * C, C * sizeof(T));
 }
 
@@ -67,7 +68,7 @@ void logprob_forward(T* logprob, T* entropy, T* lse, const T* h, const T* w_out,
   for (int64_t n = 0; n < N; ++n) logprob[n] = entropy[n] = lse[n] = 0;
   std::vector<int64_t> rows = valid_rows(targets, N);
   for_each_logits_chunk(h, w_out, rows, C, V, chunk_tokens, [&](int64_t first, int64_t count, T*, T* logits) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(count * V))
     for (int64_t i = 0; i < count; ++i) {
       const T* z = logits + i * V;
       T mx = -std::numeric_limits<T>::infinity();
@@ -96,7 +97,7 @@ void logprob_backward(T* dh, T* dw_out, const T* dlogprob, const T* dentropy, co
   T* dhbuf = scratch<T>(2, (size_t)std::min<int64_t>(std::max<int64_t>(1, chunk_tokens), (int64_t)rows.size()) * C);
   for_each_logits_chunk(h, w_out, rows, C, V, chunk_tokens, [&](int64_t first, int64_t count, T* hbuf, T* logits) {
   // d logprob_t / dz_j = [j == t] - p_j;  d entropy / dz_j = -p_j (log p_j + entropy).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(count * V))
     for (int64_t i = 0; i < count; ++i) {
       int64_t n = rows[first + i];
       T* z = logits + i * V;
@@ -112,7 +113,7 @@ void logprob_backward(T* dh, T* dw_out, const T* dlogprob, const T* dentropy, co
     }
     gemm(false, false, count, C, V, T(1), logits, V, w_out, C, T(0), dhbuf, C);
     gemm(true, false, V, C, count, T(1), logits, V, hbuf, C, T(1), dw_out, C);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(count * C))
     for (int64_t i = 0; i < count; ++i) {
       T* d = dh + rows[first + i] * C;
       const T* s = dhbuf + i * C;

@@ -1,16 +1,16 @@
 // RMSNorm forward and backward over rows of a (N, C) matrix.
 #include "kernels/cpu/rmsnorm.h"
 
-#include <omp.h>
-
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/threads.h"
 namespace cohort::cpu {
 
 template <typename T>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const T* weight, int64_t N, int64_t C, T eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C))
   for (int64_t n = 0; n < N; ++n) {
     const T* xn = x + n * C;
     double sum = 0.0;  // double: C can be 8192, and float sums drift there
@@ -26,14 +26,15 @@ template <typename T>
 void rmsnorm_backward(T* dx, T* dweight, const T* dout, const T* x, const T* weight, const T* rstd, int64_t N,
                       int64_t C) {
   // dx = r * w*dout - x * r^3 / C * sum(w*dout*x); dweight = sum_n dout * x * r.
-  // dweight is reduced per thread then summed, so rows can run in parallel.
-  int threads = omp_get_max_threads();
-  std::vector<T> partial((size_t)threads * C, T(0));
-#pragma omp parallel
-  {
-    T* dw_local = partial.data() + (size_t)omp_get_thread_num() * C;
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
+  // dweight is reduced per block of rows, then the blocks are summed in order. The blocks
+  // depend on N alone, never on the thread count, so the gradient is the same bits however
+  // many threads run (kernels/thread_governor.h changes the count between calls).
+  const int64_t blocks = std::clamp<int64_t>(N / 16, 1, 32), rows_per_block = (N + blocks - 1) / blocks;
+  std::vector<T> partial((size_t)(blocks * C), T(0));
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C))
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    T* dw_local = partial.data() + blk * C;
+    for (int64_t n = blk * rows_per_block; n < std::min(N, (blk + 1) * rows_per_block); ++n) {
       const T* xn = x + n * C;
       const T* g = dout + n * C;
       T r = rstd[n];
@@ -47,8 +48,8 @@ void rmsnorm_backward(T* dx, T* dweight, const T* dout, const T* x, const T* wei
       }
     }
   }
-  for (int t = 0; t < threads; ++t)
-    for (int64_t c = 0; c < C; ++c) dweight[c] += partial[(size_t)t * C + c];
+  for (int64_t blk = 0; blk < blocks; ++blk)
+    for (int64_t c = 0; c < C; ++c) dweight[c] += partial[blk * C + c];
 }
 
 template void rmsnorm_forward<float>(float*, float*, const float*, const float*, int64_t, int64_t, float);

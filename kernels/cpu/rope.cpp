@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "kernels/threads.h"
 namespace cohort::cpu {
 
 template <typename T>
@@ -21,7 +22,7 @@ template <typename T>
 static void rotate(T* x, const int32_t* positions, const T* cos, const T* sin, int64_t N, int64_t heads,
                    int64_t head_dim, T direction) {
   int64_t half = head_dim / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(N * heads * head_dim))
   for (int64_t n = 0; n < N; ++n) {
     const T* c = cos + (int64_t)positions[n] * half;
     const T* s = sin + (int64_t)positions[n] * half;

@@ -3,11 +3,12 @@
 
 #include <cmath>
 
+#include "kernels/threads.h"
 namespace cohort::cpu {
 
 template <typename T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     T g = gate[i];
     out[i] = g / (T(1) + std::exp(-g)) * up[i];
@@ -17,7 +18,7 @@ void swiglu_forward(T* out, const T* gate, const T* up, int64_t n) {
 template <typename T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
   // d silu(g)/dg = s + g s (1 - s), s = sigmoid(g).
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     T g = gate[i];
     T s = T(1) / (T(1) + std::exp(-g));

@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "common/check.h"
 #include "kernels/error.h"
 #include "kernels/random.h"
+#include "kernels/threads.h"
 #include "model/transformer.h"
 
 using namespace cohort;
@@ -231,4 +233,41 @@ TEST(Transformer, BadInputIsAClearError) {
   EXPECT_NE(message([&] { model.decode(cache, &tok, &slot, &start, &n, 1, 1, logits.data()); }).find("cache slot 1"),
             std::string::npos);
   EXPECT_THROW(model.backward(lp.data(), nullptr), Error) << "a failed forward leaves nothing to backprop";
+}
+
+// The thread governors change the thread count between calls, so the results must not depend on
+// it: logprobs, entropies, gradients and decode logits are the same bits on 1 and on 2 threads.
+// The shapes are large enough that every op takes its parallel path on 2 threads.
+TEST(Transformer, ResultsDoNotDependOnTheThreadCount) {
+  ModelConfig c = model_config_named("small");
+  Batch b = make_batch(c, {64, 40, 64, 17}, 64, 9);
+  struct Out {
+    std::vector<float> logprob, entropy, grads, logits;
+  };
+  auto run = [&](int threads) {
+    use_threads(threads);
+    Transformer model(c);
+    model.init_random(3);
+    Out o{std::vector<float>(b.B * b.T), std::vector<float>(b.B * b.T), {}, std::vector<float>(b.B * c.vocab)};
+    model.forward(b.tokens.data(), b.lengths.data(), b.targets.data(), b.B, b.T, o.logprob.data(), o.entropy.data());
+    std::vector<float> dlogprob(b.B * b.T, 0.5f), dentropy(b.B * b.T, 0.25f);
+    model.backward(dlogprob.data(), dentropy.data());
+    o.grads = model.grads();
+    KVCache cache(c, b.B, b.T);
+    std::vector<int32_t> slot = {0, 1, 2, 3}, start(b.B, 0);
+    model.decode(cache, b.tokens.data(), slot.data(), start.data(), b.lengths.data(), b.B, b.T, o.logits.data());
+    use_threads(thread_count());
+    return o;
+  };
+  Out one = run(1), two = run(2);
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    size_t differ = 0;
+    for (size_t i = 0; i < a.size(); ++i) differ += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
+    EXPECT_EQ(differ, 0u) << what << ": " << differ << " of " << a.size() << " values differ between 1 and 2 threads";
+  };
+  same_bits(one.logprob, two.logprob, "logprob");
+  same_bits(one.entropy, two.entropy, "entropy");
+  same_bits(one.grads, two.grads, "gradients");
+  same_bits(one.logits, two.logits, "decode logits");
 }
