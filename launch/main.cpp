@@ -21,6 +21,7 @@
 #include "model/safetensors.h"
 #include "model/transformer.h"
 #include "rollout/engine.h"
+#include "trainer/checkpoint.h"
 #include "trainer/run.h"
 #include "trainer/weight_sync.h"
 
@@ -45,6 +46,12 @@ void print_summary(const char* what, const trainer::RunSummary& s) {
 }
 
 std::unique_ptr<Transformer> load_model_directory(const std::string& dir) {
+  if (std::filesystem::path(dir).extension() == ".h5") {  // an HDF5 checkpoint of a run
+    trainer::CheckpointContents c = trainer::read_checkpoint(dir);
+    auto model = std::make_unique<Transformer>(c.model_config);
+    model->weights() = std::move(c.weights);
+    return model;
+  }
   std::ifstream in(std::filesystem::path(dir) / "config.json");
   COHORT_REQUIRE(in.good(), "cannot read " << dir << "/config.json (a model directory written by train or sft)");
   nlohmann::json j;
@@ -56,6 +63,52 @@ std::unique_ptr<Transformer> load_model_directory(const std::string& dir) {
   auto model = std::make_unique<Transformer>(from_hf_config(j));
   load_safetensors(*model, dir + "/model.safetensors");
   return model;
+}
+
+// `cohort inspect`: the datasets of a checkpoint with shapes and checksums, and its training state.
+// Exits 1 when any dataset fails its checksum.
+int inspect_checkpoint(const std::string& path_arg, bool as_json) {
+  namespace fs = std::filesystem;
+  fs::path path = path_arg;
+  if (fs::is_directory(path)) {
+    fs::path latest = trainer::latest_checkpoint(path / "checkpoints");
+    COHORT_REQUIRE(!latest.empty(), path_arg << " is a directory without checkpoints/latest (not a run directory)");
+    path = latest;
+  }
+  std::vector<trainer::CheckpointDataset> datasets = trainer::list_checkpoint(path);
+  bool all_ok = true;
+  nlohmann::json j = {{"path", path.string()}, {"datasets", nlohmann::json::array()}};
+  for (const auto& d : datasets) {
+    bool ok = d.dtype.find('(') == std::string::npos;  // list_checkpoint puts a failed read's reason there
+    all_ok = all_ok && ok;
+    j["datasets"].push_back(
+        {{"name", d.name}, {"dtype", d.dtype}, {"shape", d.shape}, {"crc32", d.stored_crc32}, {"checksum_ok", ok}});
+  }
+  if (all_ok) {
+    trainer::CheckpointContents c = trainer::read_checkpoint(path);
+    j["step"] = c.state.step;
+    j["optimizer_steps"] = c.state.optimizer_steps;
+    j["data_cursor"] = c.state.data_cursor;
+    j["config"] = c.config_yaml;
+  }
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf("checkpoint %s\n", path.c_str());
+    if (all_ok)
+      std::printf("step %lld, optimizer steps %lld, data cursor %s\n", (long long)j["step"].get<int64_t>(),
+                  (long long)j["optimizer_steps"].get<int64_t>(), j["data_cursor"].dump().c_str());
+    std::printf("%-60s %-6s %-16s %10s %s\n", "dataset", "dtype", "shape", "crc32", "checksum");
+    for (const auto& d : j["datasets"]) {
+      std::string shape;
+      for (const auto& v : d["shape"]) shape += (shape.empty() ? "" : "x") + std::to_string(v.get<int64_t>());
+      std::printf("%-60s %-6s %-16s %10u %s\n", d["name"].get<std::string>().c_str(),
+                  d["dtype"].get<std::string>().substr(0, 6).c_str(), shape.c_str(), d["crc32"].get<uint32_t>(),
+                  d["checksum_ok"].get<bool>() ? "ok" : ("FAILED: " + d["dtype"].get<std::string>()).c_str());
+    }
+  }
+  if (!all_ok) std::fprintf(stderr, "cohort: error: %s: a dataset fails its checksum\n", path.c_str());
+  return all_ok ? 0 : 1;
 }
 
 }  // namespace
@@ -113,6 +166,11 @@ int main(int argc, char** argv) {
   generate->add_option("--n", samples, "completions to sample")->capture_default_str();
   generate->add_option("--temperature", temperature, "0: greedy")->capture_default_str();
 
+  std::string inspect_path;
+  bool inspect_json = false;
+  auto* inspect = app.add_subcommand("inspect", "describe a checkpoint (.h5) or a run directory's latest checkpoint");
+  inspect->add_option("path", inspect_path, "checkpoint file or run directory")->required();
+  inspect->add_flag("--json", inspect_json, "print JSON instead of a table");
   auto* info = app.add_subcommand("model-info", "print a named model size's shape and parameter names");
   info->add_option("--model", size, "named model size")->capture_default_str();
 
@@ -178,6 +236,7 @@ int main(int argc, char** argv) {
       std::printf("%s\n", j.dump().c_str());
       return 0;
     }
+    if (*inspect) return inspect_checkpoint(inspect_path, inspect_json);
     if (*info) {
       apply_threads(threads, 0);
       ModelConfig c = model_config_named(size);

@@ -90,6 +90,11 @@ void declare_options(config::Schema& c, trainer::Settings& s) {
   c.add("train.eval_every", &s.train.eval_every, 0, "evaluate every N steps (0: before and after only)", 0);
   c.add("train.eval_prompts", &s.train.eval_prompts, 0, "held-out prompts per evaluation (0: all)", 0);
   c.add("train.log_rollouts", &s.train.log_rollouts, 8, "completions per step written to rollouts/", 0);
+  c.add("train.checkpoint_every", &s.train.checkpoint_every, 0,
+        "write an HDF5 checkpoint every N steps (0: at the end only); docs/checkpoints.md", 0);
+  c.add("train.keep_checkpoints", &s.train.keep_checkpoints, 2, "checkpoints kept in runs/NAME/checkpoints", 1);
+  c.add("train.resume", &s.train.resume, "auto",
+        "auto: continue from runs/NAME/checkpoints/latest if there is one; never; or a checkpoint's path");
   c.add("train.accuracy_reward", &s.train.accuracy_reward, "accuracy",
         "reward function whose score >= 1 counts as correct in 'accuracy'");
   // sft

@@ -58,6 +58,8 @@ class Learner {
   UpdateMetrics sft_step(const std::vector<Sample>& samples);
 
   Optimizer& optimizer() { return optimizer_; }
+  // The frozen reference policy's weights (algorithm.beta > 0), or null.
+  std::vector<float>* reference_weights() { return reference_ ? &reference_->weights() : nullptr; }
   // This learner's shard of the flat parameters: [shard_begin, shard_begin + shard_size).
   int64_t shard_begin() const { return shard_begin_; }
   int64_t shard_size() const { return shard_size_; }

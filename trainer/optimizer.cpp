@@ -50,4 +50,10 @@ Optimizer::Result Optimizer::step(float* weights, float* grads, int64_t n, doubl
   return r;
 }
 
+void Optimizer::restore(std::vector<float> m, std::vector<float> v, int64_t steps_taken) {
+  COHORT_REQUIRE(m.size() == m_.size() && v.size() == v_.size() && steps_taken >= 0,
+                 "optimizer state of " << m.size() << " parameters cannot restore an optimizer of " << m_.size());
+  m_ = std::move(m), v_ = std::move(v), steps_ = steps_taken;
+}
+
 }  // namespace cohort::trainer

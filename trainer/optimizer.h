@@ -30,6 +30,12 @@ class Optimizer {
   Result step(float* weights, float* grads, int64_t n, double grad_norm);
   int64_t steps_taken() const { return steps_; }
 
+  // The AdamW moments and the step count, for checkpoints (trainer/checkpoint.h).
+  const std::vector<float>& first_moments() const { return m_; }
+  const std::vector<float>& second_moments() const { return v_; }
+  // Throws cohort::Error when the moments' sizes are not this optimizer's.
+  void restore(std::vector<float> m, std::vector<float> v, int64_t steps_taken);
+
  private:
   OptimSettings settings_;
   int64_t total_steps_;

@@ -5,12 +5,16 @@
 #include "trainer/run.h"
 
 #include <cmath>
+#include <filesystem>
+#include <optional>
+#include <sstream>
 #include <fstream>
 #include <ostream>
 
 #include "kernels/error.h"
 #include "kernels/threads.h"
 #include "rollout/template.h"
+#include "trainer/checkpoint.h"
 #include "trainer/learner.h"
 #include "trainer/run_common.h"
 
@@ -18,10 +22,56 @@ namespace cohort::trainer {
 
 using namespace detail;
 
+namespace {
+
+// The checkpoint train.resume points at: auto takes checkpoints/latest when there is one.
+std::filesystem::path resume_path(const Settings& s, const std::filesystem::path& checkpoints) {
+  if (s.train.resume == "never") return {};
+  if (s.train.resume == "auto") return latest_checkpoint(checkpoints);
+  COHORT_REQUIRE(std::filesystem::exists(s.train.resume),
+                 "train.resume: '" << s.train.resume << "' is neither auto, never nor an existing checkpoint");
+  return s.train.resume;
+}
+
+// Reads the checkpoint a run resumes from and refuses one whose config differs from this run's in
+// anything but the keys a resume may change.
+std::optional<CheckpointContents> checkpoint_to_resume(const Settings& s, const std::string& yaml) {
+  std::filesystem::path from = resume_path(s, RunDirectory::path_of(s) / "checkpoints");
+  if (from.empty()) return std::nullopt;
+  CheckpointContents c = read_checkpoint(from);
+  std::vector<std::string> differ = config_differences(c.config_yaml, yaml);
+  if (!differ.empty()) {
+    std::ostringstream msg;
+    msg << "cannot resume from " << from.string() << ": its config differs from this run's in " << differ.size()
+        << (differ.size() == 1 ? " key" : " keys") << " (train.resume=never starts afresh):";
+    for (const std::string& d : differ) msg << "\n  " << d;
+    throw Error(msg.str());
+  }
+  return c;
+}
+
+void save_checkpoint(const RunDirectory& dir, const Settings& s, const std::string& yaml, Transformer& model,
+                     Learner& learner, const rollout::DataCursor& cursor, int64_t step, const RunSummary& summary) {
+  std::filesystem::path checkpoints = dir.path / "checkpoints";
+  std::filesystem::create_directories(checkpoints);
+  TrainingState state;
+  state.step = step;
+  state.optimizer_steps = learner.optimizer().steps_taken();
+  state.data_cursor = cursor.state();
+  state.extra = {{"accuracy_before", summary.accuracy_before}, {"reward_before", summary.reward_before}};
+  std::filesystem::path path = checkpoint_path(checkpoints, step);
+  write_checkpoint(path, model, learner.optimizer().first_moments(), learner.optimizer().second_moments(),
+                   learner.reference_weights(), state, yaml);
+  publish_checkpoint(checkpoints, path, s.train.keep_checkpoints);
+}
+
+}  // namespace
+
 RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& log) {
   auto t_start = Clock::now();
   check_grpo_settings(s);
-  RunDirectory dir(s, yaml);
+  std::optional<CheckpointContents> resumed = checkpoint_to_resume(s, yaml);
+  RunDirectory dir(s, yaml, resumed ? resumed->state.step : -1);
   Common c = setup(s, log);
   rollout::PromptDataset train = load_train_prompts(s, log);
   rollout::DataCursor cursor(train.size(), derive_seed((uint64_t)s.run.seed, 2, 0));
@@ -31,9 +81,33 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
   rollout::GenerationEngine engine(model, c.tokenizer, engine_options(s, c.tokenizer));
   const int64_t G = s.rollout.group_size, acc_index = accuracy_index(s, *c.rewards);
 
-  RunSummary summary = evaluate_before_training(model, s, c, dir, log);
+  RunSummary summary;
+  int64_t first_step = 1;
+  if (resumed) {
+    // Everything the next step reads: weights, AdamW moments and step count, the data cursor, the
+    // reference policy. Sampling and shuffling seeds are functions of (seed, purpose, step), so they need
+    // no saving, and thread counts do not change results (kernels/thread_governor.h).
+    COHORT_REQUIRE(
+        (int64_t)resumed->weights.size() == model.num_parameters(),
+        "the checkpoint holds " << resumed->weights.size() << " parameters, the model " << model.num_parameters());
+    model.weights() = std::move(resumed->weights);
+    learner.optimizer().restore(std::move(resumed->adam_m), std::move(resumed->adam_v), resumed->state.optimizer_steps);
+    if (std::vector<float>* ref = learner.reference_weights()) {
+      COHORT_REQUIRE(resumed->reference.size() == ref->size(),
+                     "the checkpoint has no reference policy, but algorithm.beta > 0 needs one");
+      *ref = std::move(resumed->reference);
+    }
+    cursor.restore(resumed->state.data_cursor);
+    first_step = resumed->state.step + 1;
+    summary.run_dir = dir.path.string();
+    summary.accuracy_before = resumed->state.extra.value("accuracy_before", -1.0);
+    summary.reward_before = resumed->state.extra.value("reward_before", 0.0);
+    log << "resumed at step " << resumed->state.step << " of " << s.train.steps << "\n";
+  } else {
+    summary = evaluate_before_training(model, s, c, dir, log);
+  }
   auto t_loop = Clock::now();
-  for (int64_t step = 1; step <= s.train.steps; ++step) {
+  for (int64_t step = first_step; step <= s.train.steps; ++step) {
     auto t_step = Clock::now();
     std::vector<const rollout::PromptRecord*> records;
     std::vector<std::string> prompts;
@@ -142,8 +216,11 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
                          advantages[i], scores[i].total, scores[i].per_function});
     write_rollout_log(dir, step, s.train.log_rollouts, entries, c.rewards->names());
     progress_line(log, step, s.train.steps, stats.reward_mean(), stats.accuracy(), stats.length_mean(), u.kl,
-                  seconds_since(t_step), seconds_since(t_loop));
+                  // elapsed as if every step took this run's average, so the ETA holds after a resume
+                  seconds_since(t_step), seconds_since(t_loop) * step / (double)(step - first_step + 1));
     if (e) log_eval(log, ("at step " + std::to_string(step)).c_str(), *e);
+    if (step == s.train.steps || (s.train.checkpoint_every > 0 && step % s.train.checkpoint_every == 0))
+      save_checkpoint(dir, s, yaml, model, learner, cursor, step, summary);
   }
   for (const auto& [what, count] : c.rewards->error_counts())
     log << "reward errors: " << what << " (" << count << " samples got no score)\n";

@@ -36,15 +36,30 @@ std::string format_duration(double seconds) {
   return out.str();
 }
 
-RunDirectory::RunDirectory(const Settings& s, const std::string& yaml) {
+fs::path RunDirectory::path_of(const Settings& s) {
   COHORT_REQUIRE(!s.run.name.empty(), "run.name is empty: name the run (run.name=NAME)");
-  path = fs::path(s.run.dir) / s.run.name;
+  return fs::path(s.run.dir) / s.run.name;
+}
+
+RunDirectory::RunDirectory(const Settings& s, const std::string& yaml, int64_t resumed_step) {
+  path = path_of(s);
   std::error_code ec;
   fs::create_directories(path / "rollouts", ec);
   COHORT_REQUIRE(!ec, "cannot create run directory " << path << ": " << ec.message());
   std::ofstream(path / "config.yaml") << yaml;
+  std::string kept;
+  if (resumed_step >= 0) {
+    std::ifstream old(path / "metrics.jsonl");
+    for (std::string line; std::getline(old, line);) {
+      nlohmann::json m = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (m.is_object() && m.value("step", int64_t(-1)) >= 0 && m.value("step", int64_t(-1)) <= resumed_step)
+        kept += line + "\n";
+    }
+  }
   metrics.open(path / "metrics.jsonl", std::ios::trunc);
   COHORT_REQUIRE(metrics.good(), "cannot write " << (path / "metrics.jsonl"));
+  metrics << kept;
+  metrics.flush();
 }
 
 void RunDirectory::write_metrics(const nlohmann::json& m) {

@@ -40,7 +40,10 @@ struct RunDirectory {
   std::filesystem::path path;
   std::ofstream metrics;
 
-  RunDirectory(const Settings& s, const std::string& yaml);
+  // resumed_step >= 0: a resumed run keeps the metrics of steps up to it and drops the rest (they are
+  // computed again); otherwise metrics.jsonl starts empty.
+  RunDirectory(const Settings& s, const std::string& yaml, int64_t resumed_step = -1);
+  static std::filesystem::path path_of(const Settings& s);
   void write_metrics(const nlohmann::json& m);
 };
 

@@ -82,6 +82,9 @@ struct TrainSettings {
   int64_t eval_prompts = 0;                  // 0: the whole test set
   int64_t log_rollouts = 8;                  // completions per step written to rollouts/
   std::string accuracy_reward = "accuracy";  // the reward function whose score >= 1 counts as correct
+  int64_t checkpoint_every = 0;              // 0: a checkpoint at the end only
+  int64_t keep_checkpoints = 2;              // the newest N stay on disk
+  std::string resume = "auto";               // auto | never | PATH of a checkpoint (trainer/checkpoint.h)
 };
 
 struct SftSettings {

@@ -1,0 +1,407 @@
+// HDF5 checkpoints: writing, verified reading, publishing and the config comparison of a resume.
+#include "trainer/checkpoint.h"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "kernels/error.h"
+
+namespace cohort::trainer {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Raises HDF5's failures (negative ids and statuses) as cohort::Error naming the file and the call.
+struct H5Check {
+  const fs::path& file;
+  template <typename T>
+  T operator()(T status, const std::string& what) const {
+    COHORT_REQUIRE(status >= 0, "checkpoint " << file.string() << ": " << what << " failed (HDF5)");
+    return status;
+  }
+};
+
+// An HDF5 id closed on scope exit.
+class H5Handle {
+ public:
+  H5Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5Handle() {
+    if (id_ >= 0) close_(id_);
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  operator hid_t() const { return id_; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+void silence_hdf5_errors() {
+  // HDF5 prints its error stack to stderr on every failed call; cohort reports its own message instead.
+  static const bool once = [] { return H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) >= 0; }();
+  (void)once;
+}
+
+uint32_t crc_of(const void* data, size_t bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  while (bytes > 0) {  // zlib takes uInt lengths
+    uInt n = (uInt)std::min<size_t>(bytes, 1u << 30);
+    crc = crc32(crc, p, n);
+    p += n, bytes -= n;
+  }
+  return (uint32_t)crc;
+}
+
+nlohmann::json model_config_json(const ModelConfig& c) {
+  return {{"name", c.name},
+          {"hidden", c.hidden},
+          {"layers", c.layers},
+          {"heads", c.heads},
+          {"kv_heads", c.kv_heads},
+          {"head_dim", c.head_dim},
+          {"intermediate", c.intermediate},
+          {"vocab", c.vocab},
+          {"max_seq_len", c.max_seq_len},
+          {"rope_theta", c.rope_theta},
+          {"rms_eps", c.rms_eps},
+          {"tie_embeddings", c.tie_embeddings},
+          {"qkv_bias", c.qkv_bias}};
+}
+
+ModelConfig model_config_from(const nlohmann::json& j, const fs::path& file) {
+  ModelConfig c;
+  try {
+    c.name = j.at("name").get<std::string>();
+    c.hidden = j.at("hidden").get<int64_t>();
+    c.layers = j.at("layers").get<int64_t>();
+    c.heads = j.at("heads").get<int64_t>();
+    c.kv_heads = j.at("kv_heads").get<int64_t>();
+    c.head_dim = j.at("head_dim").get<int64_t>();
+    c.intermediate = j.at("intermediate").get<int64_t>();
+    c.vocab = j.at("vocab").get<int64_t>();
+    c.max_seq_len = j.at("max_seq_len").get<int64_t>();
+    c.rope_theta = j.at("rope_theta").get<double>();
+    c.rms_eps = j.at("rms_eps").get<double>();
+    c.tie_embeddings = j.at("tie_embeddings").get<bool>();
+    c.qkv_bias = j.at("qkv_bias").get<bool>();
+  } catch (const std::exception& e) {
+    COHORT_REQUIRE(false, "checkpoint " << file.string() << ": /model_config.json: " << e.what());
+  }
+  try {
+    validate(c);
+  } catch (const std::exception& e) {
+    COHORT_REQUIRE(false, "checkpoint " << file.string() << ": /model_config.json: " << e.what());
+  }
+  return c;
+}
+
+void write_dataset(hid_t where, const fs::path& file, const std::string& name, hid_t file_type, hid_t memory_type,
+                   const std::vector<hsize_t>& dims, const void* data, size_t bytes) {
+  H5Check check{file};
+  H5Handle space(check(H5Screate_simple((int)dims.size(), dims.data(), nullptr), "dataspace of " + name), H5Sclose);
+  H5Handle ds(check(H5Dcreate2(where, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                    "creating dataset " + name),
+              H5Dclose);
+  if (bytes > 0) check(H5Dwrite(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing " + name);
+  uint32_t crc = crc_of(data, bytes);
+  H5Handle scalar(check(H5Screate(H5S_SCALAR), "attribute space"), H5Sclose);
+  H5Handle attr(check(H5Acreate2(ds, "crc32", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT), "crc32 of " + name),
+                H5Aclose);
+  check(H5Awrite(attr, H5T_NATIVE_UINT32, &crc), "writing crc32 of " + name);
+}
+
+void write_text(hid_t where, const fs::path& file, const std::string& name, const std::string& text) {
+  write_dataset(where, file, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, {(hsize_t)text.size()}, text.data(), text.size());
+}
+
+void write_tensors(hid_t file_id, const fs::path& file, const std::string& group, const Transformer& model,
+                   const float* flat) {
+  H5Check check{file};
+  H5Handle g(check(H5Gcreate2(file_id, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group " + group),
+             H5Gclose);
+  for (const ParameterInfo& p : model.parameters()) {
+    std::vector<hsize_t> dims(p.shape.begin(), p.shape.end());
+    write_dataset(g, file, p.name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, dims, flat + p.offset,
+                  (size_t)p.numel * sizeof(float));
+  }
+}
+
+void fsync_path(const fs::path& path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  COHORT_REQUIRE(fd >= 0 || directory, "cannot open " << path.string() << " to sync it: " << std::strerror(errno));
+  if (fd < 0) return;  // some file systems refuse to open directories; the rename is still atomic
+  int rc = ::fsync(fd);
+  ::close(fd);
+  COHORT_REQUIRE(rc == 0 || directory, "fsync of " << path.string() << " failed: " << std::strerror(errno));
+}
+
+// Reads a dataset whose element type is `memory_type` (checked against the stored class and size),
+// verifying its crc32. Returns the dims through `dims`.
+template <typename T>
+std::vector<T> read_dataset(hid_t where, const fs::path& file, const std::string& name, hid_t memory_type,
+                            H5T_class_t want_class, std::vector<hsize_t>* dims_out = nullptr) {
+  H5Check check{file};
+  COHORT_REQUIRE(H5Lexists(where, name.c_str(), H5P_DEFAULT) > 0,
+                 "checkpoint " << file.string() << ": dataset " << name << " is missing");
+  H5Handle ds(check(H5Dopen2(where, name.c_str(), H5P_DEFAULT), "opening " + name), H5Dclose);
+  H5Handle type(check(H5Dget_type(ds), "type of " + name), H5Tclose);
+  COHORT_REQUIRE(H5Tget_class(type) == want_class && H5Tget_size(type) == sizeof(T),
+                 "checkpoint " << file.string() << ": dataset " << name << " has the wrong element type");
+  H5Handle space(check(H5Dget_space(ds), "dataspace of " + name), H5Sclose);
+  int rank = check(H5Sget_simple_extent_ndims(space), "rank of " + name);
+  COHORT_REQUIRE(rank >= 1 && rank <= 8,
+                 "checkpoint " << file.string() << ": dataset " << name << " has rank " << rank);
+  std::vector<hsize_t> dims((size_t)rank);
+  check(H5Sget_simple_extent_dims(space, dims.data(), nullptr), "dims of " + name);
+  hsize_t count = 1;
+  for (hsize_t d : dims) count *= d;
+  // The file's size bounds what a dataset can hold; a forged header must not make us allocate more.
+  std::error_code ec;
+  uintmax_t file_bytes = fs::file_size(file, ec);
+  COHORT_REQUIRE(!ec && count * sizeof(T) <= file_bytes,
+                 "checkpoint " << file.string() << ": dataset " << name << " claims more data than the file holds");
+  std::vector<T> out((size_t)count);
+  if (count > 0) check(H5Dread(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "reading " + name);
+  COHORT_REQUIRE(H5Aexists(ds, "crc32") > 0,
+                 "checkpoint " << file.string() << ": dataset " << name << " has no crc32 attribute");
+  H5Handle attr(check(H5Aopen(ds, "crc32", H5P_DEFAULT), "crc32 of " + name), H5Aclose);
+  uint32_t stored = 0;
+  check(H5Aread(attr, H5T_NATIVE_UINT32, &stored), "reading crc32 of " + name);
+  uint32_t actual = crc_of(out.data(), out.size() * sizeof(T));
+  COHORT_REQUIRE(stored == actual, "checkpoint " << file.string() << ": dataset " << name
+                                                 << " fails its checksum (stored crc32 " << stored << ", data "
+                                                 << actual << "): the file is corrupted");
+  if (dims_out) *dims_out = dims;
+  return out;
+}
+
+std::string read_text(hid_t where, const fs::path& file, const std::string& name) {
+  std::vector<uint8_t> bytes = read_dataset<uint8_t>(where, file, name, H5T_NATIVE_UINT8, H5T_INTEGER);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::vector<float> read_tensors(hid_t file_id, const fs::path& file, const std::string& group,
+                                const Transformer& model) {
+  std::vector<float> flat((size_t)model.num_parameters());
+  for (const ParameterInfo& p : model.parameters()) {
+    std::vector<hsize_t> dims;
+    std::vector<float> t = read_dataset<float>(file_id, file, group + "/" + p.name, H5T_NATIVE_FLOAT, H5T_FLOAT, &dims);
+    bool same = dims.size() == p.shape.size();
+    for (size_t i = 0; same && i < dims.size(); ++i) same = (int64_t)dims[i] == p.shape[i];
+    COHORT_REQUIRE(same, "checkpoint " << file.string() << ": " << group << "/" << p.name
+                                       << " has a shape other than the model config's");
+    std::copy(t.begin(), t.end(), flat.begin() + p.offset);
+  }
+  return flat;
+}
+
+H5Handle open_for_reading(const fs::path& path) {
+  silence_hdf5_errors();
+  COHORT_REQUIRE(fs::is_regular_file(path), "checkpoint " << path.string() << " does not exist");
+  COHORT_REQUIRE(H5Fis_hdf5(path.c_str()) > 0,
+                 "checkpoint " << path.string() << " is not an HDF5 file (or is truncated)");
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  COHORT_REQUIRE(id >= 0, "checkpoint " << path.string() << " cannot be opened as HDF5 (truncated or corrupted)");
+  return H5Handle(id, H5Fclose);
+}
+
+}  // namespace
+
+void write_checkpoint(const fs::path& path, const Transformer& model, const std::vector<float>& adam_m,
+                      const std::vector<float>& adam_v, const std::vector<float>* reference, const TrainingState& state,
+                      const std::string& config_yaml) {
+  silence_hdf5_errors();
+  const size_t n = (size_t)model.num_parameters();
+  COHORT_REQUIRE(adam_m.size() == n && adam_v.size() == n, "checkpoint " << path.string() << ": optimizer state has "
+                                                                         << adam_m.size() << " values, the model "
+                                                                         << n);
+  COHORT_REQUIRE(!reference || reference->size() == n, "checkpoint " << path.string() << ": reference size mismatch");
+  fs::path tmp = path;
+  tmp += ".tmp";
+  {
+    H5Check check{path};
+    H5Handle file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp.string()),
+                  H5Fclose);
+    write_tensors(file, path, "/weights", model, model.weights().data());
+    H5Handle opt(check(H5Gcreate2(file, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group /optimizer"),
+                 H5Gclose);
+    write_tensors(file, path, "/optimizer/m", model, adam_m.data());
+    write_tensors(file, path, "/optimizer/v", model, adam_v.data());
+    if (reference) write_tensors(file, path, "/reference", model, reference->data());
+    nlohmann::json s = {{"format", "cohort-checkpoint"},
+                        {"format_version", 1},
+                        {"step", state.step},
+                        {"optimizer_steps", state.optimizer_steps},
+                        {"data_cursor", state.data_cursor},
+                        {"has_reference", reference != nullptr},
+                        {"extra", state.extra}};
+    write_text(file, path, "/state.json", s.dump(2));
+    write_text(file, path, "/config.yaml", config_yaml);
+    write_text(file, path, "/model_config.json", model_config_json(model.config()).dump(2));
+    check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flushing");
+  }
+  fsync_path(tmp, false);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  COHORT_REQUIRE(!ec, "checkpoint: renaming " << tmp.string() << " to " << path.string() << ": " << ec.message());
+  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), true);
+}
+
+CheckpointContents read_checkpoint(const fs::path& path) {
+  H5Handle file = open_for_reading(path);
+  CheckpointContents c;
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(read_text(file, path, "/state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    COHORT_REQUIRE(false, "checkpoint " << path.string() << ": /state.json: " << e.what());
+  }
+  COHORT_REQUIRE(state.value("format", "") == "cohort-checkpoint" && state.value("format_version", 0) == 1,
+                 "checkpoint " << path.string() << ": not a cohort checkpoint of format version 1");
+  nlohmann::json model_json;
+  try {
+    model_json = nlohmann::json::parse(read_text(file, path, "/model_config.json"));
+    c.state.step = state.at("step").get<int64_t>();
+    c.state.optimizer_steps = state.at("optimizer_steps").get<int64_t>();
+    c.state.data_cursor = state.at("data_cursor");
+    c.state.extra = state.value("extra", nlohmann::json::object());
+  } catch (const nlohmann::json::exception& e) {
+    COHORT_REQUIRE(false, "checkpoint " << path.string() << ": " << e.what());
+  }
+  c.model_config = model_config_from(model_json, path);
+  c.config_yaml = read_text(file, path, "/config.yaml");
+  Transformer shape(c.model_config);  // parameter names, shapes and offsets (its weights stay zero)
+  c.weights = read_tensors(file, path, "/weights", shape);
+  c.adam_m = read_tensors(file, path, "/optimizer/m", shape);
+  c.adam_v = read_tensors(file, path, "/optimizer/v", shape);
+  if (state.value("has_reference", false)) c.reference = read_tensors(file, path, "/reference", shape);
+  return c;
+}
+
+std::vector<CheckpointDataset> list_checkpoint(const fs::path& path) {
+  H5Handle file = open_for_reading(path);
+  std::vector<std::string> names;
+  H5Check check{path};
+  check(H5Ovisit2(
+            file, H5_INDEX_NAME, H5_ITER_NATIVE,
+            [](hid_t, const char* name, const H5O_info_t* info, void* out) -> herr_t {
+              if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(out)->push_back(name);
+              return 0;
+            },
+            &names, H5O_INFO_BASIC),
+        "listing datasets");
+  std::vector<CheckpointDataset> out;
+  for (const std::string& name : names) {
+    CheckpointDataset d;
+    d.name = "/" + name;
+    H5Handle ds(check(H5Dopen2(file, d.name.c_str(), H5P_DEFAULT), "opening " + d.name), H5Dclose);
+    H5Handle type(check(H5Dget_type(ds), "type of " + d.name), H5Tclose);
+    bool is_float = H5Tget_class(type) == H5T_FLOAT;
+    d.dtype = is_float ? "f32" : "u8";
+    try {
+      std::vector<hsize_t> dims;
+      if (is_float) {
+        read_dataset<float>(file, path, d.name, H5T_NATIVE_FLOAT, H5T_FLOAT, &dims);
+      } else {
+        read_dataset<uint8_t>(file, path, d.name, H5T_NATIVE_UINT8, H5T_INTEGER, &dims);
+      }
+      d.shape.assign(dims.begin(), dims.end());
+    } catch (const Error& e) {
+      d.dtype += " (" + std::string(e.what()) + ")";
+    }
+    H5Handle attr(check(H5Aopen(ds, "crc32", H5P_DEFAULT), "crc32 of " + d.name), H5Aclose);
+    check(H5Aread(attr, H5T_NATIVE_UINT32, &d.stored_crc32), "crc32 of " + d.name);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+fs::path checkpoint_path(const fs::path& dir, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "step_%08lld.h5", (long long)step);
+  return dir / name;
+}
+
+fs::path latest_checkpoint(const fs::path& dir) {
+  std::ifstream in(dir / "latest");
+  std::string name;
+  if (!in || !std::getline(in, name) || name.empty()) return {};
+  COHORT_REQUIRE(name.find('/') == std::string::npos,
+                 dir.string() << "/latest names '" << name << "', not a checkpoint in that directory");
+  return dir / name;
+}
+
+void publish_checkpoint(const fs::path& dir, const fs::path& written, int64_t keep) {
+  fs::path tmp = dir / "latest.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << written.filename().string() << "\n";
+    out.flush();
+    COHORT_REQUIRE(out.good(), "cannot write " << tmp.string());
+  }
+  fsync_path(tmp, false);
+  std::error_code ec;
+  fs::rename(tmp, dir / "latest", ec);
+  COHORT_REQUIRE(!ec, "cannot publish " << (dir / "latest").string() << ": " << ec.message());
+  fsync_path(dir, true);
+  // Keep the newest `keep` (the one just published among them); step names sort by step.
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step_", 0) == 0 && e.path().extension() == ".h5") all.push_back(e.path());
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + (size_t)std::max<int64_t>(1, keep) < all.size(); ++i)
+    if (all[i] != written) fs::remove(all[i], ec);
+}
+
+namespace {
+void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node)
+      flatten(kv.second, prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(), out);
+  } else {
+    YAML::Emitter e;
+    e << YAML::Flow << node;
+    out[prefix] = e.c_str();
+  }
+}
+}  // namespace
+
+std::vector<std::string> config_differences(const std::string& saved_yaml, const std::string& current_yaml) {
+  static const std::set<std::string> may_change = {
+      "train.steps",        "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.resume",
+      "train.log_rollouts", "run.threads",      "distributed.timeout_s",  "train.eval_prompts"};
+  std::map<std::string, std::string> a, b;
+  flatten(YAML::Load(saved_yaml), "", a);
+  flatten(YAML::Load(current_yaml), "", b);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a) keys.insert(k);
+  for (const auto& [k, v] : b) keys.insert(k);
+  std::vector<std::string> out;
+  for (const std::string& k : keys) {
+    if (may_change.count(k)) continue;
+    auto x = a.find(k), y = b.find(k);
+    std::string va = x == a.end() ? "(absent)" : x->second, vb = y == b.end() ? "(absent)" : y->second;
+    if (va != vb) out.push_back(k + ": " + va + " in the checkpoint, " + vb + " now");
+  }
+  return out;
+}
+
+}  // namespace cohort::trainer

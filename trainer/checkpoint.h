@@ -1,0 +1,76 @@
+// Checkpoints of a GRPO run in HDF5 (docs/checkpoints.md): everything a resumed run needs to continue
+// exactly as if it had never stopped, in one file per checkpoint.
+//
+//   /weights/NAME            fp32 master weights under their Hugging Face names, row-major shapes
+//   /optimizer/m/NAME        AdamW first moments (same shapes)
+//   /optimizer/v/NAME        AdamW second moments
+//   /reference/NAME          the frozen reference policy, only when algorithm.beta > 0
+//   /state.json              uint8: the training state (step, optimizer steps, data cursor, ...) as JSON
+//   /config.yaml             uint8: the resolved config of the run that wrote it
+//   /model_config.json       uint8: the model's config.json (Hugging Face form)
+// Every dataset carries a "crc32" attribute of its bytes, verified on load. A checkpoint is written
+// under a temporary name, synced, renamed into place, and only then named by checkpoints/latest, so a
+// crash at any moment leaves the previous latest checkpoint complete and loadable.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "model/transformer.h"
+
+namespace cohort::trainer {
+
+// The state of a run at the end of a step, beside the tensors.
+struct TrainingState {
+  int64_t step = 0;                                 // steps completed
+  int64_t optimizer_steps = 0;                      // AdamW steps taken (the schedule position)
+  nlohmann::json data_cursor;                       // rollout::DataCursor::state()
+  nlohmann::json extra = nlohmann::json::object();  // summary figures kept across a resume
+};
+
+struct CheckpointContents {
+  std::vector<float> weights, adam_m, adam_v, reference;  // flat, in the model's parameter order
+  TrainingState state;
+  std::string config_yaml;
+  ModelConfig model_config;
+};
+
+// Writes path atomically (path + ".tmp", fsync, rename, fsync of the directory). reference may be
+// empty (no reference policy). Throws cohort::Error naming the file on any failure; the previous file at
+// path, if any, is untouched then.
+void write_checkpoint(const std::filesystem::path& path, const Transformer& model, const std::vector<float>& adam_m,
+                      const std::vector<float>& adam_v, const std::vector<float>* reference, const TrainingState& state,
+                      const std::string& config_yaml);
+
+// Reads and verifies a checkpoint: every dataset present with the shape its name implies for the
+// stored model config, its checksum equal to the stored one. Throws cohort::Error naming the file and
+// the dataset for a file that is not HDF5, truncated, corrupted or incomplete.
+CheckpointContents read_checkpoint(const std::filesystem::path& path);
+
+// One dataset as `cohort inspect` shows it.
+struct CheckpointDataset {
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  uint32_t stored_crc32 = 0, actual_crc32 = 0;
+};
+std::vector<CheckpointDataset> list_checkpoint(const std::filesystem::path& path);
+
+// The directory's latest published checkpoint (dir/latest names it), or an empty path when none.
+std::filesystem::path latest_checkpoint(const std::filesystem::path& checkpoints_dir);
+// Publishes dir/step_NNNNNNNN.h5 as the latest, then deletes all but the newest `keep` checkpoints.
+void publish_checkpoint(const std::filesystem::path& checkpoints_dir, const std::filesystem::path& written,
+                        int64_t keep);
+std::filesystem::path checkpoint_path(const std::filesystem::path& checkpoints_dir, int64_t step);
+
+// The keys of two resolved configs whose values differ, leaving out those a resumed run may change
+// (train.steps, train.eval_every, train.checkpoint_every, train.keep_checkpoints, train.resume,
+// train.log_rollouts, run.threads, distributed.timeout_s). Both are YAML as Schema::to_yaml writes it.
+std::vector<std::string> config_differences(const std::string& saved_yaml, const std::string& current_yaml);
+
+}  // namespace cohort::trainer
