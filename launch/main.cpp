@@ -17,8 +17,8 @@
 #include "launch/config.h"
 #include "launch/options.h"
 #include "model/byte_tokenizer.h"
-#include "model/hf_config.h"
-#include "model/safetensors.h"
+#include "model/gguf.h"
+#include "model/model_directory.h"
 #include "model/transformer.h"
 #include "rollout/engine.h"
 #include "trainer/checkpoint.h"
@@ -45,26 +45,6 @@ void print_summary(const char* what, const trainer::RunSummary& s) {
                 100 * s.accuracy_after, s.reward_before, s.reward_after);
 }
 
-std::unique_ptr<Transformer> load_model_directory(const std::string& dir) {
-  if (std::filesystem::path(dir).extension() == ".h5") {  // an HDF5 checkpoint of a run
-    trainer::CheckpointContents c = trainer::read_checkpoint(dir);
-    auto model = std::make_unique<Transformer>(c.model_config);
-    model->weights() = std::move(c.weights);
-    return model;
-  }
-  std::ifstream in(std::filesystem::path(dir) / "config.json");
-  COHORT_REQUIRE(in.good(), "cannot read " << dir << "/config.json (a model directory written by train or sft)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    COHORT_REQUIRE(false, dir << "/config.json: " << e.what());
-  }
-  auto model = std::make_unique<Transformer>(from_hf_config(j));
-  load_safetensors(*model, dir + "/model.safetensors");
-  return model;
-}
-
 // `cohort inspect`: the datasets of a checkpoint with shapes and checksums, and its training state.
 // Exits 1 when any dataset fails its checksum.
 int inspect_checkpoint(const std::string& path_arg, bool as_json) {
@@ -74,6 +54,29 @@ int inspect_checkpoint(const std::string& path_arg, bool as_json) {
     fs::path latest = trainer::latest_checkpoint(path / "checkpoints");
     COHORT_REQUIRE(!latest.empty(), path_arg << " is a directory without checkpoints/latest (not a run directory)");
     path = latest;
+  }
+  if (path.extension() == ".gguf") {
+    GgufFile g = read_gguf_header(path.string());
+    std::unique_ptr<Transformer> model = load_gguf_model(path.string());  // reads and checks every tensor
+    nlohmann::json j = {
+        {"path", path.string()}, {"format", "gguf"}, {"version", g.version}, {"tensors", nlohmann::json::array()}};
+    for (const auto& t : g.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"type", t.type}, {"dims", t.dims}, {"bytes", t.bytes}});
+    j["architecture"] = g.get_string("general.architecture");
+    j["parameters"] = model->num_parameters();
+    if (as_json) {
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::printf("gguf %s: version %u, architecture %s, %zu tensors, %lld parameters\n", path.c_str(), g.version,
+                  j["architecture"].get<std::string>().c_str(), g.tensors.size(), (long long)model->num_parameters());
+      for (const auto& t : g.tensors) {
+        std::string dims;
+        for (uint64_t d : t.dims) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+        std::printf("  %-40s type %-3u %-16s %12llu bytes\n", t.name.c_str(), t.type, dims.c_str(),
+                    (unsigned long long)t.bytes);
+      }
+    }
+    return 0;
   }
   std::vector<trainer::CheckpointDataset> datasets = trainer::list_checkpoint(path);
   bool all_ok = true;
@@ -168,9 +171,21 @@ int main(int argc, char** argv) {
 
   std::string inspect_path;
   bool inspect_json = false;
-  auto* inspect = app.add_subcommand("inspect", "describe a checkpoint (.h5) or a run directory's latest checkpoint");
+  auto* inspect =
+      app.add_subcommand("inspect", "describe a checkpoint (.h5), a GGUF file or a run directory's latest checkpoint");
   inspect->add_option("path", inspect_path, "checkpoint file or run directory")->required();
   inspect->add_flag("--json", inspect_json, "print JSON instead of a table");
+  std::string export_checkpoint, export_format, export_out, export_dtype = "f32";
+  auto* exporter = app.add_subcommand("export", "write a checkpoint or model for serving: Hugging Face or GGUF");
+  exporter->add_option("--checkpoint", export_checkpoint, "checkpoint (.h5), run directory, model directory or GGUF")
+      ->required();
+  exporter->add_option("--format", export_format, "hf (transformers, vLLM, SGLang) or gguf (llama.cpp, Ollama)")
+      ->required()
+      ->check(CLI::IsMember({"hf", "gguf"}));
+  exporter->add_option("--out", export_out, "output directory")->required();
+  exporter->add_option("--dtype", export_dtype, "f32 | bf16 (hf); f32 | f16 | bf16 | q8_0 (gguf)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
   auto* info = app.add_subcommand("model-info", "print a named model size's shape and parameter names");
   info->add_option("--model", size, "named model size")->capture_default_str();
 
@@ -237,6 +252,30 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*inspect) return inspect_checkpoint(inspect_path, inspect_json);
+    if (*exporter) {
+      std::filesystem::path from = export_checkpoint;
+      if (std::filesystem::is_directory(from / "checkpoints")) from = trainer::latest_checkpoint(from / "checkpoints");
+      COHORT_REQUIRE(!from.empty(), export_checkpoint << " is a run directory without checkpoints/latest");
+      std::unique_ptr<Transformer> model = trainer::load_model_from(from);
+      ByteTokenizer tok;
+      std::filesystem::create_directories(export_out);
+      if (export_format == "hf") {
+        COHORT_REQUIRE(export_dtype == "f32" || export_dtype == "bf16",
+                       "--format hf writes f32 or bf16 weights, not " << export_dtype);
+        save_model_directory(*model, tok, export_out,
+                             export_dtype == "bf16" ? SafetensorsDtype::bf16 : SafetensorsDtype::f32);
+        std::printf("exported %s to %s (Hugging Face, %s)\n", from.c_str(), export_out.c_str(), export_dtype.c_str());
+      } else {
+        GgufDtype d = export_dtype == "f16"    ? GgufDtype::f16
+                      : export_dtype == "bf16" ? GgufDtype::bf16
+                      : export_dtype == "q8_0" ? GgufDtype::q8_0
+                                               : GgufDtype::f32;
+        std::string path = (std::filesystem::path(export_out) / ("model-" + export_dtype + ".gguf")).string();
+        write_gguf(*model, tok, path, d);
+        std::printf("exported %s to %s (GGUF, %s)\n", from.c_str(), path.c_str(), export_dtype.c_str());
+      }
+      return 0;
+    }
     if (*info) {
       apply_threads(threads, 0);
       ModelConfig c = model_config_named(size);
@@ -258,7 +297,7 @@ int main(int argc, char** argv) {
       ByteTokenizer tok;
       std::unique_ptr<Transformer> model;
       if (!checkpoint.empty()) {
-        model = load_model_directory(checkpoint);
+        model = trainer::load_model_from(checkpoint);
       } else {
         ModelConfig c = model_config_named(size);
         model = std::make_unique<Transformer>(c);

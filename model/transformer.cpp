@@ -52,43 +52,52 @@ KVCacheT<T>::KVCacheT(const ModelConfig& c, int64_t slots, int64_t max_tokens)
   v_.assign((size_t)(layer_stride_ * c.layers), T(0));
 }
 
-template <typename T>
-int64_t TransformerT<T>::add_parameter(const std::string& name, std::vector<int64_t> shape) {
-  ParameterInfo p;
-  p.name = name;
-  p.numel = 1;
-  for (int64_t d : shape) p.numel *= d;
-  p.shape = std::move(shape);
-  p.offset = params_.empty() ? 0 : params_.back().offset + params_.back().numel;
-  param_index_[name] = params_.size();
-  params_.push_back(p);
-  return p.offset;
+std::vector<ParameterInfo> parameter_layout(const ModelConfig& config) {
+  validate(config);
+  const int64_t C = config.hidden, I = config.intermediate, V = config.vocab, hd = config.resolved_head_dim();
+  const int64_t q_dim = config.heads * hd, kv_dim = config.kv_heads * hd;
+  std::vector<ParameterInfo> out;
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    ParameterInfo p;
+    p.name = std::move(name);
+    p.numel = 1;
+    for (int64_t d : shape) p.numel *= d;
+    p.shape = std::move(shape);
+    p.offset = out.empty() ? 0 : out.back().offset + out.back().numel;
+    out.push_back(std::move(p));
+  };
+  add("model.embed_tokens.weight", {V, C});
+  for (int64_t l = 0; l < config.layers; ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "input_layernorm.weight", {C});  // a layer's first parameter (layer_offsets_)
+    add(p + "self_attn.q_proj.weight", {q_dim, C});
+    if (config.qkv_bias) add(p + "self_attn.q_proj.bias", {q_dim});
+    add(p + "self_attn.k_proj.weight", {kv_dim, C});
+    if (config.qkv_bias) add(p + "self_attn.k_proj.bias", {kv_dim});
+    add(p + "self_attn.v_proj.weight", {kv_dim, C});
+    if (config.qkv_bias) add(p + "self_attn.v_proj.bias", {kv_dim});
+    add(p + "self_attn.o_proj.weight", {C, q_dim});
+    add(p + "post_attention_layernorm.weight", {C});
+    add(p + "mlp.gate_proj.weight", {I, C});
+    add(p + "mlp.up_proj.weight", {I, C});
+    add(p + "mlp.down_proj.weight", {C, I});
+  }
+  add("model.norm.weight", {C});
+  if (!config.tie_embeddings) add("lm_head.weight", {V, C});  // tied: the head reads the embedding
+  return out;
 }
 
 template <typename T>
 TransformerT<T>::TransformerT(const ModelConfig& config) : config_(config) {
-  validate(config_);
-  const int64_t C = config_.hidden, I = config_.intermediate, V = config_.vocab;
+  params_ = parameter_layout(config_);
   head_dim_ = config_.resolved_head_dim();
-  const int64_t q_dim = config_.heads * head_dim_, kv_dim = config_.kv_heads * head_dim_;
-  embed_offset_ = add_parameter("model.embed_tokens.weight", {V, C});
-  for (int64_t l = 0; l < config_.layers; ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".";
-    layer_offsets_.push_back(add_parameter(p + "input_layernorm.weight", {C}));
-    add_parameter(p + "self_attn.q_proj.weight", {q_dim, C});
-    if (config_.qkv_bias) add_parameter(p + "self_attn.q_proj.bias", {q_dim});
-    add_parameter(p + "self_attn.k_proj.weight", {kv_dim, C});
-    if (config_.qkv_bias) add_parameter(p + "self_attn.k_proj.bias", {kv_dim});
-    add_parameter(p + "self_attn.v_proj.weight", {kv_dim, C});
-    if (config_.qkv_bias) add_parameter(p + "self_attn.v_proj.bias", {kv_dim});
-    add_parameter(p + "self_attn.o_proj.weight", {C, q_dim});
-    add_parameter(p + "post_attention_layernorm.weight", {C});
-    add_parameter(p + "mlp.gate_proj.weight", {I, C});
-    add_parameter(p + "mlp.up_proj.weight", {I, C});
-    add_parameter(p + "mlp.down_proj.weight", {C, I});
-  }
-  final_norm_offset_ = add_parameter("model.norm.weight", {C});
-  head_offset_ = config_.tie_embeddings ? embed_offset_ : add_parameter("lm_head.weight", {V, C});
+  for (size_t i = 0; i < params_.size(); ++i) param_index_[params_[i].name] = i;
+  auto offset_of = [&](const std::string& name) { return params_[param_index_.at(name)].offset; };
+  embed_offset_ = offset_of("model.embed_tokens.weight");
+  for (int64_t l = 0; l < config_.layers; ++l)
+    layer_offsets_.push_back(offset_of("model.layers." + std::to_string(l) + ".input_layernorm.weight"));
+  final_norm_offset_ = offset_of("model.norm.weight");
+  head_offset_ = config_.tie_embeddings ? embed_offset_ : offset_of("lm_head.weight");
   int64_t total = params_.back().offset + params_.back().numel;
   weights_.assign((size_t)total, T(0));
   grads_.assign((size_t)total, T(0));

@@ -25,6 +25,10 @@ struct ParameterInfo {
   int64_t numel = 0;
 };
 
+// The parameters a model of this config has: names, shapes and offsets into the flat buffer, in order,
+// without allocating the model (checkpoint readers need the layout before the weights).
+std::vector<ParameterInfo> parameter_layout(const ModelConfig& config);
+
 template <typename T>
 class KVCacheT {
  public:
@@ -116,7 +120,6 @@ class TransformerT {
   // page faults than the elementwise ops it feeds.
   std::vector<T> dlnf_, dx_, dact_, dgate_, dup_, dln_, datt_, dq_, dk_, dv_;
 
-  int64_t add_parameter(const std::string& name, std::vector<int64_t> shape);
   Layer layer(int64_t l) const;
   LayerGrad layer_grad(int64_t l);
   const T* head_weight() const { return weights_.data() + head_offset_; }

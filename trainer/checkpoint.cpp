@@ -18,6 +18,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "kernels/error.h"
+#include "model/gguf.h"
+#include "model/model_directory.h"
 
 namespace cohort::trainer {
 
@@ -57,13 +59,22 @@ void silence_hdf5_errors() {
   (void)once;
 }
 
+// zlib's crc32 of the bytes, in 16 MiB pieces on all threads, joined with crc32_combine: a checksum
+// pass over 1.5 GB on one thread would cost as much as writing the file.
 uint32_t crc_of(const void* data, size_t bytes) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+  constexpr size_t piece = size_t(16) << 20;
   const auto* p = static_cast<const Bytef*>(data);
-  while (bytes > 0) {  // zlib takes uInt lengths
-    uInt n = (uInt)std::min<size_t>(bytes, 1u << 30);
-    crc = crc32(crc, p, n);
-    p += n, bytes -= n;
+  const int64_t pieces = (int64_t)((bytes + piece - 1) / piece);
+  std::vector<uLong> crcs((size_t)pieces);
+#pragma omp parallel for schedule(dynamic, 1) if (pieces > 1)
+  for (int64_t i = 0; i < pieces; ++i) {
+    size_t begin = (size_t)i * piece, n = std::min(piece, bytes - begin);
+    crcs[i] = crc32(crc32(0L, Z_NULL, 0), p + begin, (uInt)n);
+  }
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (int64_t i = 0; i < pieces; ++i) {
+    size_t n = std::min(piece, bytes - (size_t)i * piece);
+    crc = crc32_combine(crc, crcs[i], (z_off_t)n);
   }
   return (uint32_t)crc;
 }
@@ -115,7 +126,10 @@ void write_dataset(hid_t where, const fs::path& file, const std::string& name, h
                    const std::vector<hsize_t>& dims, const void* data, size_t bytes) {
   H5Check check{file};
   H5Handle space(check(H5Screate_simple((int)dims.size(), dims.data(), nullptr), "dataspace of " + name), H5Sclose);
-  H5Handle ds(check(H5Dcreate2(where, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  // Every byte is written once, by H5Dwrite below: no fill values first.
+  H5Handle dcpl(check(H5Pcreate(H5P_DATASET_CREATE), "dataset properties"), H5Pclose);
+  check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "fill time");
+  H5Handle ds(check(H5Dcreate2(where, name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                     "creating dataset " + name),
               H5Dclose);
   if (bytes > 0) check(H5Dwrite(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing " + name);
@@ -153,9 +167,12 @@ void fsync_path(const fs::path& path, bool directory) {
 
 // Reads a dataset whose element type is `memory_type` (checked against the stored class and size),
 // verifying its crc32. Returns the dims through `dims`.
+// Reads dataset `name` into out (resized to fit, or, with `into`, into that many elements there after
+// checking the count), checking its element type against T and verifying its crc32.
 template <typename T>
-std::vector<T> read_dataset(hid_t where, const fs::path& file, const std::string& name, hid_t memory_type,
-                            H5T_class_t want_class, std::vector<hsize_t>* dims_out = nullptr) {
+void read_dataset_into(hid_t where, const fs::path& file, const std::string& name, hid_t memory_type,
+                       H5T_class_t want_class, std::vector<hsize_t>* dims_out, std::vector<T>* out, T* into,
+                       int64_t into_count) {
   H5Check check{file};
   COHORT_REQUIRE(H5Lexists(where, name.c_str(), H5P_DEFAULT) > 0,
                  "checkpoint " << file.string() << ": dataset " << name << " is missing");
@@ -176,18 +193,32 @@ std::vector<T> read_dataset(hid_t where, const fs::path& file, const std::string
   uintmax_t file_bytes = fs::file_size(file, ec);
   COHORT_REQUIRE(!ec && count * sizeof(T) <= file_bytes,
                  "checkpoint " << file.string() << ": dataset " << name << " claims more data than the file holds");
-  std::vector<T> out((size_t)count);
-  if (count > 0) check(H5Dread(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "reading " + name);
+  if (dims_out) *dims_out = dims;
+  T* dest = into;
+  if (into) {
+    COHORT_REQUIRE((int64_t)count == into_count, "checkpoint " << file.string() << ": dataset " << name << " holds "
+                                                               << count << " values, the model config " << into_count);
+  } else {
+    out->assign((size_t)count, T{});
+    dest = out->data();
+  }
+  if (count > 0) check(H5Dread(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, dest), "reading " + name);
   COHORT_REQUIRE(H5Aexists(ds, "crc32") > 0,
                  "checkpoint " << file.string() << ": dataset " << name << " has no crc32 attribute");
   H5Handle attr(check(H5Aopen(ds, "crc32", H5P_DEFAULT), "crc32 of " + name), H5Aclose);
   uint32_t stored = 0;
   check(H5Aread(attr, H5T_NATIVE_UINT32, &stored), "reading crc32 of " + name);
-  uint32_t actual = crc_of(out.data(), out.size() * sizeof(T));
+  uint32_t actual = crc_of(dest, (size_t)count * sizeof(T));
   COHORT_REQUIRE(stored == actual, "checkpoint " << file.string() << ": dataset " << name
                                                  << " fails its checksum (stored crc32 " << stored << ", data "
                                                  << actual << "): the file is corrupted");
-  if (dims_out) *dims_out = dims;
+}
+
+template <typename T>
+std::vector<T> read_dataset(hid_t where, const fs::path& file, const std::string& name, hid_t memory_type,
+                            H5T_class_t want_class, std::vector<hsize_t>* dims_out = nullptr) {
+  std::vector<T> out;
+  read_dataset_into<T>(where, file, name, memory_type, want_class, dims_out, &out, nullptr, 0);
   return out;
 }
 
@@ -197,16 +228,17 @@ std::string read_text(hid_t where, const fs::path& file, const std::string& name
 }
 
 std::vector<float> read_tensors(hid_t file_id, const fs::path& file, const std::string& group,
-                                const Transformer& model) {
-  std::vector<float> flat((size_t)model.num_parameters());
-  for (const ParameterInfo& p : model.parameters()) {
+                                const std::vector<ParameterInfo>& layout) {
+  const ParameterInfo& last = layout.back();
+  std::vector<float> flat((size_t)(last.offset + last.numel));
+  for (const ParameterInfo& p : layout) {
     std::vector<hsize_t> dims;
-    std::vector<float> t = read_dataset<float>(file_id, file, group + "/" + p.name, H5T_NATIVE_FLOAT, H5T_FLOAT, &dims);
+    read_dataset_into<float>(file_id, file, group + "/" + p.name, H5T_NATIVE_FLOAT, H5T_FLOAT, &dims, nullptr,
+                             flat.data() + p.offset, p.numel);
     bool same = dims.size() == p.shape.size();
     for (size_t i = 0; same && i < dims.size(); ++i) same = (int64_t)dims[i] == p.shape[i];
     COHORT_REQUIRE(same, "checkpoint " << file.string() << ": " << group << "/" << p.name
                                        << " has a shape other than the model config's");
-    std::copy(t.begin(), t.end(), flat.begin() + p.offset);
   }
   return flat;
 }
@@ -286,11 +318,11 @@ CheckpointContents read_checkpoint(const fs::path& path) {
   }
   c.model_config = model_config_from(model_json, path);
   c.config_yaml = read_text(file, path, "/config.yaml");
-  Transformer shape(c.model_config);  // parameter names, shapes and offsets (its weights stay zero)
-  c.weights = read_tensors(file, path, "/weights", shape);
-  c.adam_m = read_tensors(file, path, "/optimizer/m", shape);
-  c.adam_v = read_tensors(file, path, "/optimizer/v", shape);
-  if (state.value("has_reference", false)) c.reference = read_tensors(file, path, "/reference", shape);
+  const std::vector<ParameterInfo> layout = parameter_layout(c.model_config);
+  c.weights = read_tensors(file, path, "/weights", layout);
+  c.adam_m = read_tensors(file, path, "/optimizer/m", layout);
+  c.adam_v = read_tensors(file, path, "/optimizer/v", layout);
+  if (state.value("has_reference", false)) c.reference = read_tensors(file, path, "/reference", layout);
   return c;
 }
 
@@ -330,6 +362,20 @@ std::vector<CheckpointDataset> list_checkpoint(const fs::path& path) {
     out.push_back(std::move(d));
   }
   return out;
+}
+
+std::unique_ptr<Transformer> load_model_from(const fs::path& path) {
+  if (path.extension() == ".h5") {
+    CheckpointContents c = read_checkpoint(path);
+    auto model = std::make_unique<Transformer>(c.model_config);
+    model->weights() = std::move(c.weights);
+    return model;
+  }
+  if (path.extension() == ".gguf") return load_gguf_model(path.string());
+  COHORT_REQUIRE(fs::is_directory(path), "'" << path.string()
+                                             << "' is neither a checkpoint (.h5), a GGUF file (.gguf) nor a model "
+                                                "directory (config.json + model.safetensors)");
+  return load_model_directory(path);
 }
 
 fs::path checkpoint_path(const fs::path& dir, int64_t step) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ void write_checkpoint(const std::filesystem::path& path, const Transformer& mode
 // stored model config, its checksum equal to the stored one. Throws cohort::Error naming the file and
 // the dataset for a file that is not HDF5, truncated, corrupted or incomplete.
 CheckpointContents read_checkpoint(const std::filesystem::path& path);
+
+// The model in any file cohort reads weights from: a checkpoint (.h5), a GGUF file (.gguf) or a Hugging
+// Face model directory. Throws cohort::Error naming the path for anything else.
+std::unique_ptr<Transformer> load_model_from(const std::filesystem::path& path);
 
 // One dataset as `cohort inspect` shows it.
 struct CheckpointDataset {

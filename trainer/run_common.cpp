@@ -12,6 +12,7 @@
 #include "model/hf_config.h"
 #include "model/safetensors.h"
 #include "rollout/template.h"
+#include "trainer/checkpoint.h"
 
 namespace cohort::trainer::detail {
 
@@ -79,20 +80,7 @@ std::unique_ptr<Transformer> make_model(const Settings& s, const Tokenizer& tok,
     model->init_random(derive_seed((uint64_t)s.run.seed, 1, 0));
     log << "model: random " << c.name << ", " << model->num_parameters() << " parameters, seed " << s.run.seed << "\n";
   } else {
-    fs::path dir = s.model.init;
-    COHORT_REQUIRE(fs::exists(dir / "config.json"), "model.init '" << s.model.init
-                                                                   << "' is neither 'random' nor a directory with "
-                                                                      "config.json and model.safetensors");
-    std::ifstream in(dir / "config.json");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const std::exception& e) {
-      COHORT_REQUIRE(false, (dir / "config.json").string() << ": " << e.what());
-    }
-    ModelConfig c = from_hf_config(j);
-    model = std::make_unique<Transformer>(c);
-    load_safetensors(*model, (dir / "model.safetensors").string());
+    model = load_model_from(s.model.init);
     log << "model: " << s.model.init << ", " << model->num_parameters() << " parameters\n";
   }
   model->set_compute(s.model.compute);
@@ -100,13 +88,6 @@ std::unique_ptr<Transformer> make_model(const Settings& s, const Tokenizer& tok,
 }
 
 }  // namespace
-
-void save_model_directory(const Transformer& model, const ByteTokenizer& tok, const fs::path& dir) {
-  fs::create_directories(dir);
-  write_hf_config(model.config(), dir.string(), tok.bos_id(), tok.eos_id(), "float32");
-  save_safetensors(model, (dir / "model.safetensors").string());
-  std::ofstream(dir / "tokenizer.json") << tok.to_hf_tokenizer_json().dump(2);
-}
 
 std::vector<int32_t> encode_prompt(const Settings& s, const Tokenizer& tok, const nlohmann::json& row) {
   return tok.encode(rollout::fill_template(s.data.prompt_template, row), /*add_bos=*/true);

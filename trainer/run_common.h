@@ -16,6 +16,7 @@
 
 #include "comm/collective.h"
 #include "model/byte_tokenizer.h"
+#include "model/model_directory.h"
 #include "model/transformer.h"
 #include "reward/reward_function.h"
 #include "rollout/dataset.h"
@@ -47,7 +48,6 @@ struct RunDirectory {
   void write_metrics(const nlohmann::json& m);
 };
 
-void save_model_directory(const Transformer& model, const ByteTokenizer& tok, const std::filesystem::path& dir);
 std::vector<int32_t> encode_prompt(const Settings& s, const Tokenizer& tok, const nlohmann::json& row);
 rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok);
 int64_t accuracy_index(const Settings& s, const reward::RewardSet& rewards);
