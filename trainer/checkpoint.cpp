@@ -431,9 +431,17 @@ void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::st
 }  // namespace
 
 std::vector<std::string> config_differences(const std::string& saved_yaml, const std::string& current_yaml) {
-  static const std::set<std::string> may_change = {
-      "train.steps",        "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.resume",
-      "train.log_rollouts", "run.threads",      "distributed.timeout_s",  "train.eval_prompts"};
+  static const std::set<std::string> may_change = {"train.steps",
+                                                   "train.eval_every",
+                                                   "train.eval_prompts",
+                                                   "train.checkpoint_every",
+                                                   "train.keep_checkpoints",
+                                                   "train.resume",
+                                                   "train.log_rollouts",
+                                                   "run.threads",
+                                                   "run.name",
+                                                   "run.dir",
+                                                   "distributed.timeout_s"};
   std::map<std::string, std::string> a, b;
   flatten(YAML::Load(saved_yaml), "", a);
   flatten(YAML::Load(current_yaml), "", b);

@@ -74,8 +74,9 @@ void publish_checkpoint(const std::filesystem::path& checkpoints_dir, const std:
 std::filesystem::path checkpoint_path(const std::filesystem::path& checkpoints_dir, int64_t step);
 
 // The keys of two resolved configs whose values differ, leaving out those a resumed run may change
-// (train.steps, train.eval_every, train.checkpoint_every, train.keep_checkpoints, train.resume,
-// train.log_rollouts, run.threads, distributed.timeout_s). Both are YAML as Schema::to_yaml writes it.
+// (train.steps, train.eval_every, train.eval_prompts, train.checkpoint_every, train.keep_checkpoints,
+// train.resume, train.log_rollouts, run.threads, run.name, run.dir, distributed.timeout_s). Both are YAML as
+// Schema::to_yaml writes it.
 std::vector<std::string> config_differences(const std::string& saved_yaml, const std::string& current_yaml);
 
 }  // namespace cohort::trainer

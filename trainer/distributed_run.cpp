@@ -149,7 +149,9 @@ RunSummary run_grpo_distributed(const Settings& s, const std::string& yaml, std:
   std::ostringstream quiet;
   std::ostream& log = rank == 0 ? log_out : quiet;
   log << "distributed: " << size << " ranks, schedule " << (async ? "async-1" : "sync") << "\n"
-      << comm::describe(layout, size);
+      << comm::describe(layout, size)
+      << "note: checkpoints and resume run in one process only for now; this run writes its final model/ "
+         "(docs/checkpoints.md)\n";
 
   const double timeout = s.distributed.timeout_s;
   auto learners = collective_of(split_world(is_learner, rank), timeout);
