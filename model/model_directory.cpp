@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "kernels/error.h"
+#include "model/atomic_file.h"
 #include "model/hf_config.h"
 
 namespace cohort {
@@ -12,17 +13,9 @@ namespace fs = std::filesystem;
 
 namespace {
 void write_json(const fs::path& path, const nlohmann::json& j) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << "\n";
-    out.flush();
-    COHORT_REQUIRE(out.good(), "cannot write " << tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  COHORT_REQUIRE(!ec, "cannot rename " << tmp.string() << " to " << path.string() << ": " << ec.message());
+  AtomicOutputFile out(path.string());
+  out.write(j.dump(2) + "\n");
+  out.commit();
 }
 
 std::string name_of(const ByteTokenizer& tok, int32_t id) {

@@ -24,6 +24,7 @@
 
 #include "kernels/cpu/fp8.h"
 #include "kernels/error.h"
+#include "model/atomic_file.h"
 
 namespace cohort {
 namespace {
@@ -229,55 +230,6 @@ void read_tensor(InputFile& file, int64_t data_start, const SafetensorsEntry& en
     done += n;
   }
 }
-
-// A file written under a temporary name and renamed into place once complete and synced.
-// Destroyed before commit() (an error on the way), it removes the temporary file.
-class AtomicOutputFile {
- public:
-  explicit AtomicOutputFile(const std::string& path) : path_(path), temporary_(path + ".tmp") {
-    fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    COHORT_REQUIRE(fd_ >= 0, "cannot create '" << temporary_ << "': " << std::strerror(errno));
-  }
-  AtomicOutputFile(const AtomicOutputFile&) = delete;
-  AtomicOutputFile& operator=(const AtomicOutputFile&) = delete;
-  ~AtomicOutputFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temporary_.c_str());
-  }
-
-  void write(const void* data, int64_t bytes) {
-    const char* p = static_cast<const char*>(data);
-    while (bytes > 0) {
-      ssize_t n = ::write(fd_, p, (size_t)std::min<int64_t>(bytes, int64_t(1) << 30));
-      if (n < 0 && errno == EINTR) continue;
-      COHORT_REQUIRE(n > 0, "writing '" << temporary_ << "' failed: " << std::strerror(errno));
-      p += n, bytes -= n;
-    }
-  }
-
-  void commit() {
-    COHORT_REQUIRE(::fsync(fd_) == 0, "fsync of '" << temporary_ << "' failed: " << std::strerror(errno));
-    int closed = ::close(fd_);
-    fd_ = -1;
-    COHORT_REQUIRE(closed == 0, "closing '" << temporary_ << "' failed: " << std::strerror(errno));
-    COHORT_REQUIRE(::rename(temporary_.c_str(), path_.c_str()) == 0,
-                   "renaming '" << temporary_ << "' to '" << path_ << "' failed: " << std::strerror(errno));
-    committed_ = true;
-    // Make the rename itself durable. Best effort: some file systems refuse fsync on a
-    // directory, and the data is complete and in place either way.
-    std::string directory = std::filesystem::path(path_).parent_path().string();
-    int dir_fd = ::open(directory.empty() ? "." : directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      (void)::fsync(dir_fd);
-      ::close(dir_fd);
-    }
-  }
-
- private:
-  std::string path_, temporary_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
 
 }  // namespace
 
