@@ -88,7 +88,8 @@ int inspect_checkpoint(const std::string& path_arg, bool as_json) {
         {{"name", d.name}, {"dtype", d.dtype}, {"shape", d.shape}, {"crc32", d.stored_crc32}, {"checksum_ok", ok}});
   }
   if (all_ok) {
-    trainer::CheckpointContents c = trainer::read_checkpoint(path);
+    // list_checkpoint has already read and verified every tensor; only the state is left to read.
+    trainer::CheckpointContents c = trainer::read_checkpoint(path, /*tensors=*/false);
     j["step"] = c.state.step;
     j["optimizer_steps"] = c.state.optimizer_steps;
     j["data_cursor"] = c.state.data_cursor;

@@ -166,9 +166,4 @@ std::string gguf_tensor_name(const std::string& hf_name);
 // to_interleaved false applies the inverse.
 void gguf_permute_rotary_rows(float* rows, int64_t heads, int64_t head_dim, int64_t row_length, bool to_interleaved);
 
-// IEEE binary16, as F16 tensors and the Q8_0 scales store it: the encoder rounds to
-// nearest even (overflow gives infinity, NaN stays NaN), the decoder is exact.
-uint16_t float_to_half(float x);
-float half_to_float(uint16_t h);
-
 }  // namespace cohort

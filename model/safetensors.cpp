@@ -54,18 +54,6 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s.str();
 }
 
-// IEEE half to float, exactly (every half is representable as a float).
-float f16_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t(h >> 15) << 31, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24
-    float magnitude = std::ldexp((float)mantissa, -24);
-    return sign ? -magnitude : magnitude;
-  }
-  uint32_t bits = exponent == 31 ? (sign | 0x7f800000u | (mantissa << 13))  // inf, NaN (payload kept)
-                                 : (sign | ((exponent + 112) << 23) | (mantissa << 13));
-  return std::bit_cast<float>(bits);
-}
-
 // A non-negative JSON integer that fits int64_t.
 bool non_negative_integer(const nlohmann::json& v, int64_t& out) {
   if (v.is_number_unsigned()) {
@@ -226,7 +214,8 @@ void read_tensor(InputFile& file, int64_t data_start, const SafetensorsEntry& en
   for (int64_t done = 0; done < numel;) {
     const int64_t n = std::min(numel - done, kChunkElements);
     file.read(data_start + entry.begin + done * 2, chunk.data(), n * 2, what);
-    for (int64_t i = 0; i < n; ++i) destination[done + i] = is_bf16 ? bf16_to_float(chunk[i]) : f16_to_float(chunk[i]);
+    for (int64_t i = 0; i < n; ++i)
+      destination[done + i] = is_bf16 ? bf16_to_float(chunk[i]) : half_to_float(chunk[i]);
     done += n;
   }
 }

@@ -295,7 +295,7 @@ void write_checkpoint(const fs::path& path, const Transformer& model, const std:
   fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), true);
 }
 
-CheckpointContents read_checkpoint(const fs::path& path) {
+CheckpointContents read_checkpoint(const fs::path& path, bool tensors) {
   H5Handle file = open_for_reading(path);
   CheckpointContents c;
   nlohmann::json state;
@@ -318,6 +318,7 @@ CheckpointContents read_checkpoint(const fs::path& path) {
   }
   c.model_config = model_config_from(model_json, path);
   c.config_yaml = read_text(file, path, "/config.yaml");
+  if (!tensors) return c;
   const std::vector<ParameterInfo> layout = parameter_layout(c.model_config);
   c.weights = read_tensors(file, path, "/weights", layout);
   c.adam_m = read_tensors(file, path, "/optimizer/m", layout);

@@ -51,8 +51,9 @@ void write_checkpoint(const std::filesystem::path& path, const Transformer& mode
 
 // Reads and verifies a checkpoint: every dataset present with the shape its name implies for the
 // stored model config, its checksum equal to the stored one. Throws cohort::Error naming the file and
-// the dataset for a file that is not HDF5, truncated, corrupted or incomplete.
-CheckpointContents read_checkpoint(const std::filesystem::path& path);
+// the dataset for a file that is not HDF5, truncated, corrupted or incomplete. With tensors false only the
+// state, config and model config are read (the tensor vectors stay empty).
+CheckpointContents read_checkpoint(const std::filesystem::path& path, bool tensors = true);
 
 // The model in any file cohort reads weights from: a checkpoint (.h5), a GGUF file (.gguf) or a Hugging
 // Face model directory. Throws cohort::Error naming the path for anything else.

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
+#include <cstdint>
 
 #include "kernels/error.h"
 
@@ -288,6 +290,38 @@ void dequantize_128x128(const uint8_t* q, const float* scales, int64_t rows, int
   check_format(format);
   check_shape(rows, cols);
   dequantize_128x128_impl(table_for(format), q, scales, rows, cols, w);
+}
+
+// ---------------------------------------------------------------------------------------
+// IEEE half
+
+uint16_t float_to_half(float x) {
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  const uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((magnitude >> 13) & 0x3ffu));  // NaN, quiet
+  // 65520 (halfway between the largest half, 65504, and 65536) and above round to infinity.
+  if (magnitude >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+  if (magnitude < 0x38800000u) {
+    // Below 2^-14 the half is subnormal: its mantissa is |x| * 2^24 rounded to nearest even
+    // (exact in float; 1024 is the smallest normal's encoding, which is correct).
+    const float scaled = std::bit_cast<float>(magnitude) * 0x1p24f;
+    return (uint16_t)(sign | (uint16_t)std::nearbyint(scaled));
+  }
+  uint32_t half = ((((magnitude >> 23) - 127 + 15) << 10) | ((magnitude >> 13) & 0x3ffu));
+  const uint32_t dropped = magnitude & 0x1fffu;
+  if (dropped > 0x1000u || (dropped == 0x1000u && (half & 1u))) ++half;  // a carry rolls into the exponent
+  return (uint16_t)(sign | half);
+}
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h >> 15) << 31, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+  if (exponent == 0) {
+    const float magnitude = std::ldexp((float)mantissa, -24);
+    return sign ? -magnitude : magnitude;
+  }
+  if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
+  return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
 }  // namespace cohort

@@ -27,6 +27,11 @@ float bf16_to_float(uint16_t bits);
 void float_to_bf16(const float* x, uint16_t* out, int64_t n);
 void bf16_to_float(const uint16_t* bits, float* out, int64_t n);
 
+// IEEE binary16 (safetensors F16, GGUF F16 tensors and Q8_0 scales): the encoder rounds to nearest even
+// (overflow gives infinity, NaN stays NaN), the decoder is exact.
+uint16_t float_to_half(float x);
+float half_to_float(uint16_t h);
+
 constexpr int kFp8Tile = 128;
 constexpr float kE4M3Max = 448.0f, kE5M2Max = 57344.0f;
 

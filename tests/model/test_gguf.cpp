@@ -22,8 +22,10 @@
 #include "model/byte_tokenizer.h"
 #include "model/gguf.h"
 #include "model/transformer.h"
+#include "common/model_files.h"
 
 using namespace cohort;
+using namespace cohort::testing;
 namespace fs = std::filesystem;
 
 namespace {
@@ -42,26 +44,6 @@ std::vector<ModelConfig> round_trip_configs() {
   c.name = "tiny-llama-tied", c.qkv_bias = false, c.rope_theta = 500000.0, c.rms_eps = 1e-5;
   configs.push_back(c);
   return configs;
-}
-
-Transformer random_model(const ModelConfig& config, uint64_t seed) {
-  Transformer model(config);
-  model.init_random(seed);
-  // Norm weights init to exactly 1 and biases to 0; give them values that can go wrong.
-  for (size_t i = 0; i < model.weights().size(); i += 7) model.weights()[i] = 0.37f * std::sin((float)i) + 1e-3f;
-  return model;
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), (std::streamsize)bytes.size());
 }
 
 std::span<const uint8_t> as_span(const std::string& bytes, size_t n = std::string::npos) {

@@ -21,8 +21,10 @@
 #include "model/hf_config.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
+#include "common/model_files.h"
 
 using namespace cohort;
+using namespace cohort::testing;
 namespace fs = std::filesystem;
 using ordered_json = nlohmann::ordered_json;
 
@@ -33,26 +35,6 @@ ModelConfig untied_config() {
   c.name = "tiny-untied";
   c.qkv_bias = false, c.tie_embeddings = false, c.vocab = 50, c.head_dim = 16;  // head_dim != hidden / heads
   return c;
-}
-
-Transformer random_model(const ModelConfig& config, uint64_t seed) {
-  Transformer model(config);
-  model.init_random(seed);
-  // Norm weights init to exactly 1 and biases to 0; give them values that can go wrong.
-  for (size_t i = 0; i < model.weights().size(); i += 7) model.weights()[i] = 0.37f * std::sin((float)i) + 1e-3f;
-  return model;
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), (std::streamsize)bytes.size());
 }
 
 uint64_t header_length(const std::string& bytes) {
