@@ -214,8 +214,7 @@ void read_tensor(InputFile& file, int64_t data_start, const SafetensorsEntry& en
   for (int64_t done = 0; done < numel;) {
     const int64_t n = std::min(numel - done, kChunkElements);
     file.read(data_start + entry.begin + done * 2, chunk.data(), n * 2, what);
-    for (int64_t i = 0; i < n; ++i)
-      destination[done + i] = is_bf16 ? bf16_to_float(chunk[i]) : half_to_float(chunk[i]);
+    for (int64_t i = 0; i < n; ++i) destination[done + i] = is_bf16 ? bf16_to_float(chunk[i]) : half_to_float(chunk[i]);
     done += n;
   }
 }

@@ -58,7 +58,10 @@ void save_checkpoint(const RunDirectory& dir, const Settings& s, const std::stri
   state.step = step;
   state.optimizer_steps = learner.optimizer().steps_taken();
   state.data_cursor = cursor.state();
-  state.extra = {{"accuracy_before", summary.accuracy_before}, {"reward_before", summary.reward_before}};
+  state.extra = {{"accuracy_before", summary.accuracy_before},
+                 {"reward_before", summary.reward_before},
+                 {"accuracy_after", summary.accuracy_after},
+                 {"reward_after", summary.reward_after}};
   std::filesystem::path path = checkpoint_path(checkpoints, step);
   write_checkpoint(path, model, learner.optimizer().first_moments(), learner.optimizer().second_moments(),
                    learner.reference_weights(), state, yaml);
@@ -102,6 +105,9 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
     summary.run_dir = dir.path.string();
     summary.accuracy_before = resumed->state.extra.value("accuracy_before", -1.0);
     summary.reward_before = resumed->state.extra.value("reward_before", 0.0);
+    // A run resumed at its last step has nothing left to do; its summary is the checkpoint's.
+    summary.accuracy_after = resumed->state.extra.value("accuracy_after", -1.0);
+    summary.reward_after = resumed->state.extra.value("reward_after", 0.0);
     log << "resumed at step " << resumed->state.step << " of " << s.train.steps << "\n";
   } else {
     summary = evaluate_before_training(model, s, c, dir, log);
