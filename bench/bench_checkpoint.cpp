@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
       best_plain = std::min(best_plain, plain_write(raw, plain));
       fs::remove(ck);  // a run writes each checkpoint under a new name
       auto t0 = Clock::now();
-      trainer::write_checkpoint(ck, model, m, v, nullptr, state, "seed: 1\n");
+      trainer::write_checkpoint(ck, model, {&m, &v, 0, {}}, nullptr, state, "seed: 1\n");
       best_ck = std::min(best_ck, seconds_since(t0));
       best_read = std::min(best_read, plain_read(raw, plain));
       t0 = Clock::now();

@@ -11,6 +11,14 @@
 
 namespace cohort::comm {
 
+void LocalCollective::reduce_scatter_sum(const float* in, float* out, int64_t n_per_rank) {
+  std::copy_n(in, n_per_rank, out);
+}
+
+void LocalCollective::all_gather(const float* in, float* out, int64_t n_per_rank) {
+  if (in != out) std::copy_n(in, n_per_rank, out);
+}
+
 MpiCollective::MpiCollective(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s), max_chunk_(INT_MAX) {
   // Non-blocking dup under the watchdog: a peer that never constructs its MpiCollective is reported, not hung on.
   COHORT_MPI_CHECK(MPI_Comm_rank(comm, &rank_));

@@ -29,6 +29,22 @@ class Collective {
   virtual int size() const = 0;
 };
 
+// A group of one rank: a process that runs alone (every reduction is the identity, a gather a copy). The
+// single-process run drives the same loop as a job under mpirun through it.
+class LocalCollective : public Collective {
+ public:
+  void all_reduce_sum(float*, int64_t) override {}
+  void reduce_scatter_sum(const float* in, float* out, int64_t n_per_rank) override;
+  void all_gather(const float* in, float* out, int64_t n_per_rank) override;
+  void broadcast(float*, int64_t, int) override {}
+  void all_reduce_sum(double*, int64_t) override {}
+  void all_reduce_max(double*, int64_t) override {}
+  void broadcast_bytes(void*, int64_t, int) override {}
+  void barrier() override {}
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+};
+
 // Each operation is posted non-blocking and polled with MPI_Test under a watchdog: when it has not finished
 // within timeout_s, it throws CommError naming the rank, the operation and the count. MPI cannot cancel a
 // posted collective, so the timed-out request is kept as abandoned; drain_abandoned() completes it once the
@@ -52,6 +68,8 @@ class MpiCollective : public Collective {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
+  // The duplicated communicator the operations run on (for MPI-IO, which needs one).
+  MPI_Comm communicator() const { return comm_; }
   double timeout_s() const { return timeout_s_; }
   void set_timeout_s(double timeout_s) { timeout_s_ = timeout_s; }
   // Largest element count per MPI call (default INT_MAX, MPI's int count); larger operations are split.

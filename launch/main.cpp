@@ -89,7 +89,7 @@ int inspect_checkpoint(const std::string& path_arg, bool as_json) {
   }
   if (all_ok) {
     // list_checkpoint has already read and verified every tensor; only the state is left to read.
-    trainer::CheckpointContents c = trainer::read_checkpoint(path, /*tensors=*/false);
+    trainer::CheckpointContents c = trainer::read_checkpoint(path, trainer::CheckpointParts::metadata);
     j["step"] = c.state.step;
     j["optimizer_steps"] = c.state.optimizer_steps;
     j["data_cursor"] = c.state.data_cursor;
@@ -225,9 +225,8 @@ int main(int argc, char** argv) {
       ThreadChoice thread_choice = apply_threads(threads, settings.run.threads);
       if (rank0) std::cout << "threads: " << thread_choice.describe() << "\n";
       COHORT_REQUIRE(!(*sft && many), "cohort sft runs in one process; start it without mpirun (or with -np 1)");
-      trainer::RunSummary s = *sft   ? trainer::run_sft(settings, yaml, std::cout)
-                              : many ? trainer::run_grpo_distributed(settings, yaml, std::cout)
-                                     : trainer::run_grpo(settings, yaml, std::cout);
+      trainer::RunSummary s =
+          *sft ? trainer::run_sft(settings, yaml, std::cout) : trainer::run_grpo(settings, yaml, std::cout);
       if (rank0) print_summary(*train ? "train" : "sft", s);
       return 0;
     }

@@ -122,40 +122,6 @@ ModelConfig model_config_from(const nlohmann::json& j, const fs::path& file) {
   return c;
 }
 
-void write_dataset(hid_t where, const fs::path& file, const std::string& name, hid_t file_type, hid_t memory_type,
-                   const std::vector<hsize_t>& dims, const void* data, size_t bytes) {
-  H5Check check{file};
-  H5Handle space(check(H5Screate_simple((int)dims.size(), dims.data(), nullptr), "dataspace of " + name), H5Sclose);
-  // Every byte is written once, by H5Dwrite below: no fill values first.
-  H5Handle dcpl(check(H5Pcreate(H5P_DATASET_CREATE), "dataset properties"), H5Pclose);
-  check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "fill time");
-  H5Handle ds(check(H5Dcreate2(where, name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                    "creating dataset " + name),
-              H5Dclose);
-  if (bytes > 0) check(H5Dwrite(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing " + name);
-  uint32_t crc = crc_of(data, bytes);
-  H5Handle scalar(check(H5Screate(H5S_SCALAR), "attribute space"), H5Sclose);
-  H5Handle attr(check(H5Acreate2(ds, "crc32", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT), "crc32 of " + name),
-                H5Aclose);
-  check(H5Awrite(attr, H5T_NATIVE_UINT32, &crc), "writing crc32 of " + name);
-}
-
-void write_text(hid_t where, const fs::path& file, const std::string& name, const std::string& text) {
-  write_dataset(where, file, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, {(hsize_t)text.size()}, text.data(), text.size());
-}
-
-void write_tensors(hid_t file_id, const fs::path& file, const std::string& group, const Transformer& model,
-                   const float* flat) {
-  H5Check check{file};
-  H5Handle g(check(H5Gcreate2(file_id, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group " + group),
-             H5Gclose);
-  for (const ParameterInfo& p : model.parameters()) {
-    std::vector<hsize_t> dims(p.shape.begin(), p.shape.end());
-    write_dataset(g, file, p.name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, dims, flat + p.offset,
-                  (size_t)p.numel * sizeof(float));
-  }
-}
-
 void fsync_path(const fs::path& path, bool directory) {
   int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
   COHORT_REQUIRE(fd >= 0 || directory, "cannot open " << path.string() << " to sync it: " << std::strerror(errno));
@@ -253,49 +219,209 @@ H5Handle open_for_reading(const fs::path& path) {
   return H5Handle(id, H5Fclose);
 }
 
+// What this process writes of one dataset: elements [begin, begin + count) of its flat, row-major data.
+// Every learner lists the same datasets in the same order; a learner with nothing to write has count 0.
+struct Piece {
+  std::string name;
+  bool is_float = true;
+  std::vector<hsize_t> dims;  // tensors: the shape; bytes: set from the pieces' total
+  const void* data = nullptr;
+  int64_t begin = 0, count = 0;
+  uint32_t crc = 0;  // of this piece, then of the whole dataset
+};
+
+// Selects flat elements [begin, begin + count) of a row-major 1-D or 2-D dataspace: at most a partial
+// row, full rows and a partial row, joined.
+void select_flat_range(hid_t space, const std::vector<hsize_t>& dims, int64_t begin, int64_t count,
+                       const H5Check& check) {
+  if (dims.size() == 1) {
+    hsize_t start = (hsize_t)begin, n = (hsize_t)count;
+    check(H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &n, nullptr), "selecting a shard");
+    return;
+  }
+  COHORT_REQUIRE(dims.size() == 2, "checkpoint: a tensor of rank " << dims.size() << " cannot be sharded");
+  const int64_t cols = (int64_t)dims[1], end = begin + count;
+  check(H5Sselect_none(space), "selecting a shard");
+  auto add = [&](int64_t row, int64_t col, int64_t rows, int64_t n) {
+    hsize_t start[2] = {(hsize_t)row, (hsize_t)col}, size[2] = {(hsize_t)rows, (hsize_t)n};
+    check(H5Sselect_hyperslab(space, H5S_SELECT_OR, start, nullptr, size, nullptr), "selecting a shard");
+  };
+  int64_t pos = begin;
+  if (pos % cols != 0) {  // the rest of a partial first row
+    const int64_t n = std::min(cols - pos % cols, end - pos);
+    add(pos / cols, pos % cols, 1, n);
+    pos += n;
+  }
+  if (end - pos >= cols) {  // whole rows
+    const int64_t rows = (end - pos) / cols;
+    add(pos / cols, 0, rows, cols);
+    pos += rows * cols;
+  }
+  if (pos < end) add(pos / cols, 0, 1, end - pos);  // the start of a last row
+}
+
+// Creates every dataset (collectively, under MPI-IO), writes this process's pieces (independently) and the
+// joined crc32 attributes.
+void write_pieces(hid_t file, const fs::path& path, const std::vector<Piece>& pieces) {
+  H5Check check{path};
+  for (const Piece& p : pieces) {
+    const hid_t file_type = p.is_float ? H5T_IEEE_F32LE : H5T_STD_U8LE;
+    const hid_t memory_type = p.is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
+    H5Handle space(check(H5Screate_simple((int)p.dims.size(), p.dims.data(), nullptr), "dataspace of " + p.name),
+                   H5Sclose);
+    // Every byte is written once, by H5Dwrite below: no fill values first.
+    H5Handle dcpl(check(H5Pcreate(H5P_DATASET_CREATE), "dataset properties"), H5Pclose);
+    check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "fill time");
+    H5Handle ds(check(H5Dcreate2(file, p.name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                      "creating dataset " + p.name),
+                H5Dclose);
+    if (p.count > 0) {
+      hsize_t total = 1;
+      for (hsize_t d : p.dims) total *= d;
+      if (p.begin == 0 && (hsize_t)p.count == total) {
+        check(H5Dwrite(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data), "writing " + p.name);
+      } else {
+        H5Handle file_space(check(H5Dget_space(ds), "dataspace of " + p.name), H5Sclose);
+        select_flat_range(file_space, p.dims, p.begin, p.count, check);
+        hsize_t n = (hsize_t)p.count;
+        H5Handle memory_space(check(H5Screate_simple(1, &n, nullptr), "memory space"), H5Sclose);
+        check(H5Dwrite(ds, memory_type, memory_space, file_space, H5P_DEFAULT, p.data), "writing " + p.name);
+      }
+    }
+    H5Handle scalar(check(H5Screate(H5S_SCALAR), "attribute space"), H5Sclose);
+    H5Handle attr(check(H5Acreate2(ds, "crc32", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT), "crc32 of " + p.name),
+                  H5Aclose);
+    check(H5Awrite(attr, H5T_NATIVE_UINT32, &p.crc), "writing crc32 of " + p.name);
+  }
+}
+
+// Gives every process every piece's total size and joined crc32: a gather of (count, crc) over the learners,
+// the crcs combined in rank order (shards are contiguous and rank-ordered), byte datasets' offsets from the
+// counts before this rank's.
+void join_pieces(std::vector<Piece>& pieces, MPI_Comm comm) {
+  int rank = 0, size = 1;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank), MPI_Comm_size(comm, &size);
+  const size_t n = pieces.size();
+  std::vector<uint64_t> mine(2 * n), all(2 * n * (size_t)size);
+  for (size_t i = 0; i < n; ++i) mine[2 * i] = (uint64_t)pieces[i].count, mine[2 * i + 1] = pieces[i].crc;
+  if (comm == MPI_COMM_NULL) {
+    all = mine;
+  } else {
+    COHORT_REQUIRE(MPI_Allgather(mine.data(), (int)mine.size(), MPI_UINT64_T, all.data(), (int)mine.size(),
+                                 MPI_UINT64_T, comm) == MPI_SUCCESS,
+                   "checkpoint: gathering the learners' checksums failed");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    uint64_t total = 0, before = 0;
+    for (int r = 0; r < size; ++r) {
+      uint64_t count = all[2 * n * r + 2 * i], piece_crc = all[2 * n * r + 2 * i + 1];
+      size_t elem = pieces[i].is_float ? sizeof(float) : 1;
+      if (count > 0) crc = crc32_combine(crc, (uLong)piece_crc, (z_off_t)(count * elem));
+      if (r < rank) before += count;
+      total += count;
+    }
+    pieces[i].crc = (uint32_t)crc;
+    if (!pieces[i].is_float) pieces[i].dims = {(hsize_t)total}, pieces[i].begin = (int64_t)before;
+  }
+}
+
 }  // namespace
 
-void write_checkpoint(const fs::path& path, const Transformer& model, const std::vector<float>& adam_m,
-                      const std::vector<float>& adam_v, const std::vector<float>* reference, const TrainingState& state,
-                      const std::string& config_yaml) {
+void write_checkpoint(const fs::path& path, const Transformer& model, const LearnerShard& shard,
+                      const std::vector<float>* reference, const TrainingState& state, const std::string& config_yaml,
+                      MPI_Comm learners) {
   silence_hdf5_errors();
-  const size_t n = (size_t)model.num_parameters();
-  COHORT_REQUIRE(adam_m.size() == n && adam_v.size() == n, "checkpoint " << path.string() << ": optimizer state has "
-                                                                         << adam_m.size() << " values, the model "
-                                                                         << n);
-  COHORT_REQUIRE(!reference || reference->size() == n, "checkpoint " << path.string() << ": reference size mismatch");
+  int rank = 0, size = 1;
+  if (learners != MPI_COMM_NULL) MPI_Comm_rank(learners, &rank), MPI_Comm_size(learners, &size);
+  const int64_t n = model.num_parameters();
+  COHORT_REQUIRE(
+      shard.adam_m && shard.adam_v && shard.adam_m->size() == shard.adam_v->size() && shard.begin >= 0 &&
+          shard.begin + (int64_t)shard.adam_m->size() <= n && (size > 1 || (int64_t)shard.adam_m->size() == n),
+      "checkpoint " << path.string() << ": an optimizer shard of " << (shard.adam_m ? shard.adam_m->size() : 0)
+                    << " values at " << shard.begin << " does not fit the model's " << n);
+  COHORT_REQUIRE(!reference || (int64_t)reference->size() == n,
+                 "checkpoint " << path.string() << ": reference size mismatch");
+  const bool lead = rank == 0;
+  nlohmann::json s = {{"format", "cohort-checkpoint"},
+                      {"format_version", 1},
+                      {"step", state.step},
+                      {"optimizer_steps", state.optimizer_steps},
+                      {"learners", size},
+                      {"data_cursor", state.data_cursor},
+                      {"has_reference", reference != nullptr},
+                      {"in_flight", !shard.in_flight.empty()},
+                      {"extra", state.extra}};
+  const std::string state_json = s.dump(2), model_json = model_config_json(model.config()).dump(2);
+
+  std::vector<Piece> pieces;
+  auto tensors = [&](const std::string& group, const float* flat, int64_t begin, int64_t count) {
+    for (const ParameterInfo& p : model.parameters()) {
+      Piece& x = pieces.emplace_back();
+      x.name = group + "/" + p.name;
+      x.dims.assign(p.shape.begin(), p.shape.end());
+      const int64_t lo = std::max(begin, p.offset), hi = std::min(begin + count, p.offset + p.numel);
+      if (flat && hi > lo) x.data = flat + (lo - begin), x.begin = lo - p.offset, x.count = hi - lo;
+    }
+  };
+  auto bytes = [&](const std::string& name, const std::string& text, bool mine) {
+    Piece& x = pieces.emplace_back();
+    x.name = name, x.is_float = false;
+    if (mine) x.data = text.data(), x.count = (int64_t)text.size();
+  };
+  tensors("/weights", lead ? model.weights().data() : nullptr, 0, n);
+  tensors("/optimizer/m", shard.adam_m->data(), shard.begin, (int64_t)shard.adam_m->size());
+  tensors("/optimizer/v", shard.adam_v->data(), shard.begin, (int64_t)shard.adam_v->size());
+  if (reference) tensors("/reference", lead ? reference->data() : nullptr, 0, n);
+  bytes("/state.json", state_json, lead);
+  bytes("/config.yaml", config_yaml, lead);
+  bytes("/model_config.json", model_json, lead);
+  if (!shard.in_flight.empty())
+    for (int r = 0; r < size; ++r) bytes("/in_flight/learner_" + std::to_string(r), shard.in_flight, r == rank);
+  for (Piece& p : pieces) p.crc = crc_of(p.data, (size_t)p.count * (p.is_float ? sizeof(float) : 1));
+  join_pieces(pieces, learners);
+
   fs::path tmp = path;
   tmp += ".tmp";
   {
     H5Check check{path};
-    H5Handle file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp.string()),
+    H5Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), "file access properties"), H5Pclose);
+    if (size > 1) check(H5Pset_fapl_mpio(fapl, learners, MPI_INFO_NULL), "MPI-IO file access");
+    H5Handle file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating " + tmp.string()),
                   H5Fclose);
-    write_tensors(file, path, "/weights", model, model.weights().data());
-    H5Handle opt(check(H5Gcreate2(file, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group /optimizer"),
+    for (const char* group : {"/weights", "/optimizer", "/optimizer/m", "/optimizer/v", "/reference", "/in_flight"}) {
+      if ((std::string(group) == "/reference" && !reference) ||
+          (std::string(group) == "/in_flight" && shard.in_flight.empty()))
+        continue;
+      H5Handle g(check(H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), std::string("group ") + group),
                  H5Gclose);
-    write_tensors(file, path, "/optimizer/m", model, adam_m.data());
-    write_tensors(file, path, "/optimizer/v", model, adam_v.data());
-    if (reference) write_tensors(file, path, "/reference", model, reference->data());
-    nlohmann::json s = {{"format", "cohort-checkpoint"},
-                        {"format_version", 1},
-                        {"step", state.step},
-                        {"optimizer_steps", state.optimizer_steps},
-                        {"data_cursor", state.data_cursor},
-                        {"has_reference", reference != nullptr},
-                        {"extra", state.extra}};
-    write_text(file, path, "/state.json", s.dump(2));
-    write_text(file, path, "/config.yaml", config_yaml);
-    write_text(file, path, "/model_config.json", model_config_json(model.config()).dump(2));
+    }
+    write_pieces(file, path, pieces);
     check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flushing");
   }
-  fsync_path(tmp, false);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  COHORT_REQUIRE(!ec, "checkpoint: renaming " << tmp.string() << " to " << path.string() << ": " << ec.message());
-  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), true);
+  // Every learner's bytes are in the file once it is closed; learner 0 makes them durable and renames.
+  std::string failure;
+  if (lead) {
+    try {
+      fsync_path(tmp, false);
+      std::error_code ec;
+      fs::rename(tmp, path, ec);
+      COHORT_REQUIRE(!ec, "checkpoint: renaming " << tmp.string() << " to " << path.string() << ": " << ec.message());
+      fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path(), true);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  if (size > 1) {
+    int failed = failure.empty() ? 0 : 1;
+    MPI_Bcast(&failed, 1, MPI_INT, 0, learners);
+    COHORT_REQUIRE(!failed,
+                   failure.empty() ? "checkpoint " + path.string() + ": learner 0 could not publish it" : failure);
+  }
+  COHORT_REQUIRE(failure.empty(), failure);
 }
 
-CheckpointContents read_checkpoint(const fs::path& path, bool tensors) {
+CheckpointContents read_checkpoint(const fs::path& path, CheckpointParts parts) {
   H5Handle file = open_for_reading(path);
   CheckpointContents c;
   nlohmann::json state;
@@ -307,20 +433,31 @@ CheckpointContents read_checkpoint(const fs::path& path, bool tensors) {
   COHORT_REQUIRE(state.value("format", "") == "cohort-checkpoint" && state.value("format_version", 0) == 1,
                  "checkpoint " << path.string() << ": not a cohort checkpoint of format version 1");
   nlohmann::json model_json;
+  bool in_flight = false;
   try {
     model_json = nlohmann::json::parse(read_text(file, path, "/model_config.json"));
     c.state.step = state.at("step").get<int64_t>();
     c.state.optimizer_steps = state.at("optimizer_steps").get<int64_t>();
+    c.state.learners = state.value("learners", int64_t(1));
     c.state.data_cursor = state.at("data_cursor");
     c.state.extra = state.value("extra", nlohmann::json::object());
+    in_flight = state.value("in_flight", false);
   } catch (const nlohmann::json::exception& e) {
-    COHORT_REQUIRE(false, "checkpoint " << path.string() << ": " << e.what());
+    COHORT_REQUIRE(false, "checkpoint " << path.string() << ": /state.json: " << e.what());
   }
+  COHORT_REQUIRE(
+      c.state.step >= 0 && c.state.optimizer_steps >= 0 && c.state.learners >= 1 && c.state.learners <= 65536,
+      "checkpoint " << path.string() << ": /state.json: step " << c.state.step << ", optimizer steps "
+                    << c.state.optimizer_steps << ", learners " << c.state.learners << " are out of range");
   c.model_config = model_config_from(model_json, path);
   c.config_yaml = read_text(file, path, "/config.yaml");
-  if (!tensors) return c;
+  if (in_flight)
+    for (int64_t r = 0; r < c.state.learners; ++r)
+      c.state.in_flight.push_back(read_text(file, path, "/in_flight/learner_" + std::to_string(r)));
+  if (parts == CheckpointParts::metadata) return c;
   const std::vector<ParameterInfo> layout = parameter_layout(c.model_config);
   c.weights = read_tensors(file, path, "/weights", layout);
+  if (parts == CheckpointParts::weights) return c;
   c.adam_m = read_tensors(file, path, "/optimizer/m", layout);
   c.adam_v = read_tensors(file, path, "/optimizer/v", layout);
   if (state.value("has_reference", false)) c.reference = read_tensors(file, path, "/reference", layout);
@@ -367,7 +504,7 @@ std::vector<CheckpointDataset> list_checkpoint(const fs::path& path) {
 
 std::unique_ptr<Transformer> load_model_from(const fs::path& path) {
   if (path.extension() == ".h5") {
-    CheckpointContents c = read_checkpoint(path);
+    CheckpointContents c = read_checkpoint(path, CheckpointParts::weights);
     auto model = std::make_unique<Transformer>(c.model_config);
     model->weights() = std::move(c.weights);
     return model;
@@ -442,6 +579,10 @@ std::vector<std::string> config_differences(const std::string& saved_yaml, const
                                                    "run.threads",
                                                    "run.name",
                                                    "run.dir",
+                                                   "distributed.learners",
+                                                   "distributed.rollout_workers",
+                                                   "distributed.colocated",
+                                                   "distributed.bucket_mb",
                                                    "distributed.timeout_s"};
   std::map<std::string, std::string> a, b;
   flatten(YAML::Load(saved_yaml), "", a);

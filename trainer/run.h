@@ -20,11 +20,11 @@ struct RunSummary {
 };
 
 // resolved_config_yaml is written as runs/NAME/config.yaml. Progress goes to `log`.
+// One process, or every rank of an mpirun after MPI_Init, roles from settings.distributed
+// (docs/distributed.md); rank 0 writes the run directory and logs to `log`, and its summary is the run's.
+// Checkpoints every train.checkpoint_every steps and resumes per train.resume (docs/checkpoints.md).
+// Failures throw (comm::CommError for a peer that is gone or stuck); under mpirun the caller aborts the job.
 RunSummary run_grpo(const Settings& settings, const std::string& resolved_config_yaml, std::ostream& log);
-// The same run across the ranks of an mpirun, roles from settings.distributed (docs/distributed.md). Every
-// rank calls it after MPI_Init; rank 0 writes the run directory and logs to `log`, and its summary is the
-// run's. Failures throw (comm::CommError for a peer that is gone or stuck); the caller aborts the job.
-RunSummary run_grpo_distributed(const Settings& settings, const std::string& resolved_config_yaml, std::ostream& log);
 RunSummary run_sft(const Settings& settings, const std::string& resolved_config_yaml, std::ostream& log);
 
 // Greedy evaluation of a model directory (or random init) on settings.data.test.

@@ -1,0 +1,60 @@
+// A run's directory: config.yaml, metrics.jsonl and the rollout logs.
+#include "trainer/run_directory.h"
+
+#include "kernels/error.h"
+
+namespace cohort::trainer::detail {
+
+namespace fs = std::filesystem;
+
+fs::path RunDirectory::path_of(const Settings& s) {
+  COHORT_REQUIRE(!s.run.name.empty(), "run.name is empty: name the run (run.name=NAME)");
+  return fs::path(s.run.dir) / s.run.name;
+}
+
+RunDirectory::RunDirectory(const Settings& s, const std::string& yaml, int64_t resumed_step) {
+  path = path_of(s);
+  std::error_code ec;
+  fs::create_directories(path / "rollouts", ec);
+  COHORT_REQUIRE(!ec, "cannot create run directory " << path << ": " << ec.message());
+  std::ofstream(path / "config.yaml") << yaml;
+  std::string kept;
+  if (resumed_step >= 0) {
+    std::ifstream old(path / "metrics.jsonl");
+    for (std::string line; std::getline(old, line);) {
+      nlohmann::json m = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (m.is_object() && m.value("step", int64_t(-1)) >= 0 && m.value("step", int64_t(-1)) <= resumed_step)
+        kept += line + "\n";
+    }
+  }
+  metrics.open(path / "metrics.jsonl", std::ios::trunc);
+  COHORT_REQUIRE(metrics.good(), "cannot write " << (path / "metrics.jsonl"));
+  metrics << kept;
+  metrics.flush();
+}
+
+void RunDirectory::write_metrics(const nlohmann::json& m) {
+  metrics << m.dump() << "\n";
+  metrics.flush();
+}
+
+void write_rollout_log(const RunDirectory& dir, int64_t step, int64_t count,
+                       const std::vector<RolloutLogEntry>& entries, const std::vector<std::string>& names) {
+  std::ofstream out(dir.path / "rollouts" / ("step_" + std::to_string(step) + ".jsonl"));
+  auto value = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  for (int64_t i = 0; i < std::min<int64_t>(count, (int64_t)entries.size()); ++i) {
+    const RolloutLogEntry& e = entries[i];
+    nlohmann::json r = {{"step", step},
+                        {"prompt", e.prompt},
+                        {"completion", e.completion},
+                        {"finish", e.stopped ? "stop" : "length"},
+                        {"advantage", e.advantage}};
+    r["reward"] = value(e.reward);
+    for (size_t f = 0; f < names.size() && f < e.per_function.size(); ++f)
+      r["rewards"][names[f]] = value(e.per_function[f]);
+    // Model output need not be UTF-8: invalid bytes become U+FFFD rather than an error.
+    out << r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  }
+}
+
+}  // namespace cohort::trainer::detail

@@ -1,0 +1,42 @@
+// A run's directory, runs/NAME (internal to trainer/): config.yaml, metrics.jsonl (one JSON object per step)
+// and rollouts/step_N.jsonl (a few completions per step, for reading). Checkpoints live in its checkpoints/
+// (trainer/checkpoint.h) and the final model in its model/ (model/model_directory.h).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "trainer/settings.h"
+
+namespace cohort::trainer::detail {
+
+struct RunDirectory {
+  std::filesystem::path path;
+  std::ofstream metrics;
+
+  // resumed_step >= 0: a resumed run keeps the metrics of steps up to it and drops the rest (they are
+  // computed again); otherwise metrics.jsonl starts empty.
+  RunDirectory(const Settings& s, const std::string& yaml, int64_t resumed_step = -1);
+  static std::filesystem::path path_of(const Settings& s);
+  void write_metrics(const nlohmann::json& m);
+};
+
+// A completion as written to rollouts/step_N.jsonl.
+struct RolloutLogEntry {
+  std::string prompt, completion;
+  bool stopped = false;  // finish "stop", else "length"
+  double advantage = 0;
+  std::optional<double> reward;
+  std::vector<std::optional<double>> per_function;
+};
+// The first `count` entries, one JSON object per line.
+void write_rollout_log(const RunDirectory& dir, int64_t step, int64_t count,
+                       const std::vector<RolloutLogEntry>& entries, const std::vector<std::string>& names);
+
+}  // namespace cohort::trainer::detail

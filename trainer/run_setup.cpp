@@ -1,0 +1,98 @@
+// The pieces every training run sets up the same way: the model, the rewards, the data, the engine options and
+// the run's random streams.
+#include "trainer/run_setup.h"
+
+#include "kernels/error.h"
+#include "kernels/random.h"
+#include "trainer/checkpoint.h"
+#include "rollout/template.h"
+
+namespace cohort::trainer::detail {
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+uint64_t stream_seed(uint64_t run_seed, Stream stream, uint64_t step, uint64_t index) {
+  Rng r(run_seed ^ ((uint64_t)stream * 0x9E3779B97F4A7C15ull));
+  Rng s(r.next_u64() ^ (step * 0xBF58476D1CE4E5B9ull) ^ (index * 0x94D049BB133111EBull));
+  return s.next_u64();
+}
+
+uint64_t sampling_seed(uint64_t run_seed, int64_t step, int64_t round, int64_t index) {
+  return stream_seed(run_seed, Stream::sampling, (uint64_t)step * 1000003 + (uint64_t)round, (uint64_t)index);
+}
+
+namespace {
+std::unique_ptr<Transformer> make_model(const Settings& s, const Tokenizer& tok, std::ostream& log) {
+  std::unique_ptr<Transformer> model;
+  if (s.model.init == "random") {
+    ModelConfig c = model_config_named(s.model.size);
+    COHORT_REQUIRE(c.vocab >= tok.vocab_size(), "model.size '" << s.model.size << "' has vocab " << c.vocab
+                                                               << ", smaller than the tokenizer's "
+                                                               << tok.vocab_size());
+    model = std::make_unique<Transformer>(c);
+    model->init_random(stream_seed((uint64_t)s.run.seed, Stream::init));
+    log << "model: random " << c.name << ", " << model->num_parameters() << " parameters, seed " << s.run.seed << "\n";
+  } else {
+    model = load_model_from(s.model.init);
+    log << "model: " << s.model.init << ", " << model->num_parameters() << " parameters\n";
+  }
+  model->set_compute(s.model.compute);
+  return model;
+}
+
+}  // namespace
+
+std::vector<int32_t> encode_prompt(const Settings& s, const Tokenizer& tok, const nlohmann::json& row) {
+  return tok.encode(rollout::fill_template(s.data.prompt_template, row), /*add_bos=*/true);
+}
+
+rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok) {
+  rollout::EngineOptions o;
+  o.max_batch = s.rollout.max_batch;
+  o.stop_token_ids = {tok.eos_id()};
+  o.stop_strings = s.rollout.stop_strings;
+  return o;
+}
+
+int64_t accuracy_index(const Settings& s, const reward::RewardSet& rewards) {
+  for (size_t i = 0; i < rewards.names().size(); ++i)
+    if (rewards.names()[i] == s.train.accuracy_reward) return (int64_t)i;
+  return 0;  // the first function stands in when none carries the accuracy name
+}
+
+Common setup(const Settings& s, std::ostream& log) {
+  // The thread count was chosen by the caller (launch/main.cpp: --threads, run.threads, COHORT_THREADS).
+  Common c;
+  c.model = make_model(s, c.tokenizer, log);
+  c.model->set_logit_temperature(s.rollout.temperature > 0 ? s.rollout.temperature : 1.0);
+  c.rewards = std::make_unique<reward::RewardSet>(s.rewards);
+  if (!s.data.test.empty()) {
+    rollout::DatasetOptions o;
+    o.path = s.data.test, o.prompt_field = s.data.prompt_field, o.skip_malformed = s.data.skip_malformed;
+    rollout::DatasetLoadReport report;
+    c.test = std::make_unique<rollout::PromptDataset>(rollout::PromptDataset::load_jsonl(o, &report));
+    log << "data: " << c.test->size() << " test prompts from " << s.data.test
+        << (report.skipped ? " (" + std::to_string(report.skipped) + " malformed lines skipped)" : "") << "\n";
+  }
+  return c;
+}
+
+rollout::PromptDataset load_train_prompts(const Settings& s, std::ostream& log) {
+  rollout::DatasetOptions o;
+  o.path = s.data.train, o.prompt_field = s.data.prompt_field, o.skip_malformed = s.data.skip_malformed;
+  rollout::DatasetLoadReport report;
+  rollout::PromptDataset train = rollout::PromptDataset::load_jsonl(o, &report);
+  log << "data: " << train.size() << " training prompts from " << s.data.train
+      << (report.skipped ? " (" + std::to_string(report.skipped) + " malformed lines skipped)" : "") << "\n";
+  return train;
+}
+
+void check_grpo_settings(const Settings& s) {
+  COHORT_REQUIRE(!s.data.train.empty(), "data.train is empty: GRPO needs a JSONL file of prompts");
+  COHORT_REQUIRE(s.rollout.group_size >= 2, "rollout.group_size must be at least 2 for group-relative advantages");
+  COHORT_REQUIRE(!s.rewards.empty(), "rewards is empty: configure at least one reward function");
+}
+
+}  // namespace cohort::trainer::detail

@@ -1,0 +1,56 @@
+// What every training run sets up the same way (internal to trainer/): the model, the rewards and the test
+// set, the training prompts, the generation options, and the run's random streams.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/byte_tokenizer.h"
+#include "model/transformer.h"
+#include "reward/reward_function.h"
+#include "rollout/dataset.h"
+#include "rollout/engine.h"
+#include "trainer/settings.h"
+
+namespace cohort::trainer::detail {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0);
+
+// Every random stream of a run, by purpose. The numbers are part of a run's identity: change one and the
+// same seed gives another run.
+enum class Stream : uint64_t { init = 1, data_order = 2, sampling = 3, minibatch_order = 4, sft_order = 5 };
+
+// The seed of one stream: a function of (run seed, stream, step, index) alone, never of a rank or of how the
+// work is batched, so the same config and seed give the same run in one process and across any number of
+// ranks. index is an item's place in its step (a sampling request's), not the rank that handles it.
+uint64_t stream_seed(uint64_t run_seed, Stream stream, uint64_t step = 0, uint64_t index = 0);
+// Sampling request `index` of dynamic-sampling round `round` (1 first) of step `step`.
+uint64_t sampling_seed(uint64_t run_seed, int64_t step, int64_t round, int64_t index);
+
+struct Common {
+  ByteTokenizer tokenizer;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<reward::RewardSet> rewards;
+  std::unique_ptr<rollout::PromptDataset> test;
+};
+// The model (model.init: random from stream init, or a checkpoint / GGUF / model directory), the rewards and
+// data.test. The thread count was chosen by the caller (launch/main.cpp).
+Common setup(const Settings& s, std::ostream& log);
+
+std::vector<int32_t> encode_prompt(const Settings& s, const Tokenizer& tok, const nlohmann::json& row);
+rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok);
+// The reward function whose score of 1 counts as correct (train.accuracy_reward, else the first).
+int64_t accuracy_index(const Settings& s, const reward::RewardSet& rewards);
+rollout::PromptDataset load_train_prompts(const Settings& s, std::ostream& log);
+
+// Throws when data.train, rollout.group_size or rewards cannot make a GRPO run.
+void check_grpo_settings(const Settings& s);
+
+}  // namespace cohort::trainer::detail

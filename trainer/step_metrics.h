@@ -1,0 +1,65 @@
+// The figures of a GRPO step (internal to trainer/): rollout statistics summed over ranks, the update's
+// metrics, and the progress line.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "comm/collective.h"
+#include "trainer/advantages.h"
+#include "trainer/learner.h"
+
+namespace cohort::trainer::detail {
+
+std::string format_duration(double seconds);
+void progress_line(std::ostream& log, int64_t step, int64_t steps, double reward, double accuracy, double length,
+                   double kl, double step_seconds, double elapsed);
+
+// Rollout statistics of one step as sums, so ranks can add theirs together.
+class StepStats {
+ public:
+  explicit StepStats(size_t functions);
+  void add_sample(const std::optional<double>& total, const std::vector<std::optional<double>>& per_function,
+                  int64_t accuracy_index, double length, bool truncated, double policy_lag);
+  void add_groups(const AdvantageStats& a);
+  // Sums over every rank of `group`.
+  void sum_over(comm::Collective& group);
+  // reward, reward_std, reward/NAME/{mean,std,scored}, accuracy, completion_length/{mean,max},
+  // truncated_fraction, frac_zero_std, unscored, policy_lag.
+  void write(nlohmann::json& m, const std::vector<std::string>& names) const;
+  double reward_mean() const;
+  double accuracy() const;
+  double length_mean() const;
+
+ private:
+  enum Field {
+    reward_sum,
+    reward_sq,
+    scored,
+    correct,
+    len_sum,
+    truncated,
+    samples,
+    groups,
+    zero_signal,
+    unscored,
+    lag_sum,
+    fixed_fields
+  };
+  size_t functions_;
+  std::vector<double> sums_;  // fixed fields, then per function: sum, sum of squares, count
+  double len_max_ = 0;
+  double n() const { return std::max(1.0, sums_[samples]); }
+};
+
+// loss, policy_loss, clip_fraction, kl, entropy, grad_norm, lr, ratio_mean, rollout_mismatch_k3,
+// skipped_optimizer_steps.
+void write_update_metrics(nlohmann::json& m, const UpdateMetrics& u);
+
+}  // namespace cohort::trainer::detail
