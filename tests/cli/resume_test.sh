@@ -2,14 +2,34 @@
 # A GRPO run killed with SIGKILL again and again, some kills landing inside checkpoint writes, and
 # resumed (train.resume=auto) after each, ends with the same weights, bit for bit, as a run that never
 # stopped; every checkpoint ever published passes its checksums; the per-step metrics of both runs agree.
-# Usage: tests/cli/resume_test.sh PATH/TO/cohort [KILLS]. Prints "N passed, M failed".
+# LAUNCH says how the run is started:
+#   single  one process (the default)
+#   mpi2    mpirun -np 2: two colocated data-parallel learners (ZeRO-1 shards written through MPI-IO); a
+#           random rank is killed. Then a 2-learner checkpoint resumed in one process continues the run.
+#   async3  mpirun -np 3: two learners and one rollout worker under async-1 (checkpoints hold the rollout
+#           in flight); a random rank is killed.
+# Usage: tests/cli/resume_test.sh PATH/TO/cohort [KILLS] [LAUNCH]. Prints "N passed, M failed".
 set -uo pipefail
-cohort=${1:?usage: tests/cli/resume_test.sh PATH/TO/cohort [KILLS]}
+cohort=$(realpath "${1:?usage: tests/cli/resume_test.sh PATH/TO/cohort [KILLS] [LAUNCH]}")
 kills_wanted=${2:-6}
+launch=${3:-single}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+steps=24
+launcher=("$cohort")
+case $launch in
+  single) ;;
+  mpi2) launcher=(mpirun --oversubscribe -np 2 "$cohort"); steps=12; export COHORT_THREADS=1 ;;
+  async3)
+    launcher=(mpirun --oversubscribe -np 3 "$cohort"); steps=12; export COHORT_THREADS=1
+    extra=(distributed.colocated=false distributed.learners=2 distributed.rollout_workers=1 distributed.schedule=async-1) ;;
+  *) echo "resume_test: LAUNCH is single, mpi2 or async3, not '$launch'"; exit 2 ;;
+esac
 passed=0
 failed=0
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# Every cohort process of this test: the ranks of a job, or the one process.
+ours() { for pid in $(pgrep -x cohort); do tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$tmp/" && echo "$pid"; done; }
+trap 'for p in $(ours); do kill -9 "$p"; done; rm -rf "$tmp"' EXIT
 ok() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 
@@ -41,7 +61,7 @@ optim:
   lr: 0.001
   warmup_steps: 3
 train:
-  steps: 24
+  steps: $steps
   checkpoint_every: 1
   keep_checkpoints: 3
   eval_every: 8
@@ -49,10 +69,10 @@ train:
 run:
   dir: $tmp/runs
 YAML
-train() { "$cohort" train "$tmp/run.yaml" "$@" >>"$tmp/log" 2>&1; }
+train() { "${launcher[@]}" train "$tmp/run.yaml" "${extra[@]}" "$@" >>"$tmp/log" 2>&1; }
 
 # The run that never stopped.
-train run.name=whole || fail "uninterrupted run failed: $(tail -3 "$tmp/log")"
+train run.name=whole train.keep_checkpoints=100 || fail "uninterrupted run failed: $(tail -3 "$tmp/log")"
 
 # The run that is killed: alternately at a random moment and the moment a checkpoint write begins
 # (a step_*.h5.tmp exists), then resumed, until it finishes.
@@ -66,7 +86,7 @@ verify_published() {
 }
 while ((attempts < 40)); do
   attempts=$((attempts + 1))
-  "$cohort" train "$tmp/run.yaml" run.name=killed >>"$tmp/log" 2>&1 &
+  "${launcher[@]}" train "$tmp/run.yaml" "${extra[@]}" run.name=killed >>"$tmp/log" 2>&1 &
   pid=$!
   if ((kills < kills_wanted)); then
     if ((kills % 2 == 1)); then
@@ -80,8 +100,15 @@ while ((attempts < 40)); do
     else
       sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 0.3 + 2.5 * rand() }')"
     fi
-    if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
+    if [ "$launch" = single ]; then
+      victim=$pid
+    else  # a random rank; mpirun then ends the job
+      mapfile -t ranks < <(ours)
+      victim=${ranks[$((RANDOM % (${#ranks[@]} > 0 ? ${#ranks[@]} : 1)))]:-}
+    fi
+    if [ -n "$victim" ] && kill -0 "$pid" 2>/dev/null && kill -9 "$victim" 2>/dev/null; then kills=$((kills + 1)); fi
     wait "$pid" 2>/dev/null
+    for p in $(ours); do kill -9 "$p" 2>/dev/null; done  # a rank mpirun left behind would hold the run
     verify_published
   else
     if wait "$pid"; then finished=1; break; fi
@@ -115,11 +142,39 @@ PY
 # Only keep_checkpoints remain, latest among them, no temporary file left behind.
 n=$(find "$ckdir" -name 'step_*.h5' | wc -l)
 [ "$n" -eq 3 ] && ok || fail "$n checkpoints kept, want 3"
-[ "$(cat "$ckdir/latest")" = step_00000024.h5 ] && ok || fail "latest is $(cat "$ckdir/latest")"
+[ "$(cat "$ckdir/latest")" = "$(printf 'step_%08d.h5' "$steps")" ] && ok || fail "latest is $(cat "$ckdir/latest")"
 compgen -G "$ckdir/*.tmp" >/dev/null && fail "a temporary checkpoint was left behind: $(ls "$ckdir")" || ok
 # A resume with a different model is refused, naming the key.
-out=$("$cohort" train "$tmp/run.yaml" run.name=killed model.size=tiny 2>&1)
+out=$("${launcher[@]}" train "$tmp/run.yaml" "${extra[@]}" run.name=killed model.size=tiny 2>&1)
 grep -q "model.size: small in the checkpoint, tiny now" <<<"$out" && ok || fail "incompatible resume: $out"
 
-echo "resume: $passed passed, $failed failed"
+# Two learners' checkpoint, one learner now: the optimizer shards are re-cut and the run goes on, equal to
+# the two-learner run within summation order (and far from where it started).
+if [ "$launch" = mpi2 ]; then
+  half=$((steps / 2))
+  mkdir -p "$tmp/runs/one"
+  "$cohort" train "$tmp/run.yaml" run.name=one train.resume="$tmp/runs/whole/checkpoints/$(printf 'step_%08d.h5' "$half")" \
+    >"$tmp/one.log" 2>&1 || fail "one-learner resume failed: $(tail -3 "$tmp/one.log")"
+  grep -q "resumed at step $half of $steps" "$tmp/one.log" && ok || fail "one-learner run did not resume: $(head -5 "$tmp/one.log")"
+  "$cohort" export --checkpoint "$tmp/runs/whole/checkpoints/$(printf 'step_%08d.h5' "$half")" --format hf \
+    --out "$tmp/half" >/dev/null 2>&1 || fail "export of the half-way checkpoint failed"
+  if python3 - "$tmp/runs/whole/model/model.safetensors" "$tmp/runs/one/model/model.safetensors" \
+      "$tmp/half/model.safetensors" <<'PY'; then ok; else fail "one-learner resume drifted"; fi
+import json, struct, sys, array
+def load(p):
+    with open(p, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]; header = json.loads(f.read(n)); data = f.read()
+    out = array.array("f")
+    for name in sorted(k for k in header if k != "__metadata__"):
+        a, b = header[name]["data_offsets"]; x = array.array("f"); x.frombytes(data[a:b]); out.extend(x)
+    return out
+two, one, half = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+worst = max(abs(x - y) for x, y in zip(two, one))
+moved = max(abs(x - y) for x, y in zip(two, half))
+print(f"resume: 2 learners -> 1: final weights differ by at most {worst:.3g}; the last half moved them {moved:.3g}")
+assert len(two) == len(one) == len(half) and worst < 1e-5 and moved > 1e-4, (worst, moved)
+PY
+fi
+
+echo "resume ($launch): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
