@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -219,12 +220,17 @@ void read_tensor(InputFile& file, int64_t data_start, const SafetensorsEntry& en
   }
 }
 
-}  // namespace
+// Element size of what save_safetensors writes.
+int64_t element_bytes_of(SafetensorsDtype dtype) {
+  return dtype == SafetensorsDtype::bf16 ? 2 : 4;
+}
 
-void save_safetensors(const Transformer& model, const std::string& path, SafetensorsDtype dtype,
-                      const std::map<std::string, std::string>& metadata) {
+// Writes parameters()[first, last) under their HF names, data in that order.
+void write_tensors(const Transformer& model, size_t first, size_t last, const std::string& path, SafetensorsDtype dtype,
+                   const std::map<std::string, std::string>& metadata) {
   const bool bf16 = dtype == SafetensorsDtype::bf16;
-  const int64_t element_bytes = bf16 ? 2 : 4;
+  const int64_t element_bytes = element_bytes_of(dtype);
+  const auto& params = model.parameters();
   // ordered_json keeps the entries in parameter order, which is also the data order.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
@@ -233,7 +239,8 @@ void save_safetensors(const Transformer& model, const std::string& path, Safeten
     header["__metadata__"] = std::move(meta);
   }
   int64_t offset = 0;
-  for (const auto& p : model.parameters()) {
+  for (size_t k = first; k < last; ++k) {
+    const ParameterInfo& p = params[k];
     const int64_t bytes = p.numel * element_bytes;
     header[p.name] = {{"dtype", bf16 ? "BF16" : "F32"}, {"shape", p.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
@@ -248,7 +255,8 @@ void save_safetensors(const Transformer& model, const std::string& path, Safeten
   out.write(text.data(), (int64_t)text.size());
   const float* weights = model.weights().data();
   std::vector<uint16_t> chunk;
-  for (const auto& p : model.parameters()) {
+  for (size_t k = first; k < last; ++k) {
+    const ParameterInfo& p = params[k];
     const float* w = weights + p.offset;
     if (!bf16) {
       out.write(w, p.numel * 4);
@@ -265,14 +273,28 @@ void save_safetensors(const Transformer& model, const std::string& path, Safeten
   out.commit();
 }
 
-SafetensorsLoadReport load_safetensors(Transformer& model, const std::string& path, bool allow_extra) {
-  InputFile file(path);
-  const Header header = parse_header(file);
-  const std::string where = "safetensors file '" + path + "'";
-  std::unordered_map<std::string, const SafetensorsEntry*> by_name;
-  for (const auto& entry : header.entries) by_name[entry.name] = &entry;
+// An open safetensors file and its validated header.
+struct ParsedFile {
+  InputFile file;
+  Header header;
+  explicit ParsedFile(const std::string& path) : file(path), header(parse_header(file)) {}
+};
 
-  std::vector<std::pair<const SafetensorsEntry*, const ParameterInfo*>> plan;
+// The one path from safetensors files to the model's weights, for a single file and for the
+// shards of an index alike: every tensor of `files` is a candidate (the caller has made sure no
+// name appears twice), `where` names the whole (the file, or the index) in the errors about
+// missing and extra tensors. Checks everything, then reads in file order.
+SafetensorsLoadReport load_from_files(Transformer& model, std::vector<ParsedFile>& files, const std::string& where,
+                                      bool allow_extra) {
+  struct Source {
+    size_t file_index;
+    const SafetensorsEntry* entry;
+  };
+  std::unordered_map<std::string, Source> by_name;
+  for (size_t f = 0; f < files.size(); ++f)
+    for (const auto& entry : files[f].header.entries) by_name.emplace(entry.name, Source{f, &entry});
+
+  std::vector<std::pair<Source, const ParameterInfo*>> plan;
   for (const auto& p : model.parameters()) {
     auto it = by_name.find(p.name);
     COHORT_REQUIRE(it != by_name.end(),
@@ -282,20 +304,22 @@ SafetensorsLoadReport load_safetensors(Transformer& model, const std::string& pa
                                  ? " (the model has its own lm_head; was the file saved from a model with tied "
                                    "embeddings?)"
                                  : ""));
-    const SafetensorsEntry& entry = *it->second;
-    COHORT_REQUIRE(entry.shape == p.shape, where << ", tensor '" << p.name << "': shape " << shape_string(entry.shape)
-                                                 << " in the file, but the model expects " << shape_string(p.shape));
+    const SafetensorsEntry& entry = *it->second.entry;
+    const std::string tensor =
+        "safetensors file '" + files[it->second.file_index].file.path() + "', tensor '" + p.name + "'";
+    COHORT_REQUIRE(entry.shape == p.shape, tensor << ": shape " << shape_string(entry.shape)
+                                                  << " in the file, but the model expects " << shape_string(p.shape));
     COHORT_REQUIRE(entry.dtype == "F32" || entry.dtype == "BF16" || entry.dtype == "F16",
-                   where << ", tensor '" << p.name << "': dtype " << entry.dtype
-                         << " cannot be loaded (accepted: F32, BF16, F16)");
-    plan.emplace_back(&entry, &p);
+                   tensor << ": dtype " << entry.dtype << " cannot be loaded (accepted: F32, BF16, F16)");
+    plan.emplace_back(it->second, &p);
   }
 
   SafetensorsLoadReport report;
   std::unordered_set<std::string> needed;
   for (const auto& p : model.parameters()) needed.insert(p.name);
-  for (const auto& entry : header.entries)
-    if (!needed.count(entry.name)) report.extra_tensors.push_back(entry.name);
+  for (const auto& file : files)
+    for (const auto& entry : file.header.entries)
+      if (!needed.count(entry.name)) report.extra_tensors.push_back(entry.name);
   if (!allow_extra && !report.extra_tensors.empty()) {
     std::ostringstream names;
     for (size_t i = 0; i < report.extra_tensors.size() && i < 5; ++i)
@@ -306,11 +330,30 @@ SafetensorsLoadReport load_safetensors(Transformer& model, const std::string& pa
                                 << " (pass allow_extra to ignore them)");
   }
 
-  // In file order, so the reads move forward through the file.
-  std::sort(plan.begin(), plan.end(), [](const auto& a, const auto& b) { return a.first->begin < b.first->begin; });
+  // In file order, so the reads move forward through each file.
+  std::sort(plan.begin(), plan.end(), [](const auto& a, const auto& b) {
+    return a.first.file_index != b.first.file_index ? a.first.file_index < b.first.file_index
+                                                    : a.first.entry->begin < b.first.entry->begin;
+  });
   float* weights = model.weights().data();
-  for (const auto& [entry, parameter] : plan) read_tensor(file, header.data_start, *entry, weights + parameter->offset);
+  for (const auto& [source, parameter] : plan) {
+    ParsedFile& file = files[source.file_index];
+    read_tensor(file.file, file.header.data_start, *source.entry, weights + parameter->offset);
+  }
   return report;
+}
+
+}  // namespace
+
+void save_safetensors(const Transformer& model, const std::string& path, SafetensorsDtype dtype,
+                      const std::map<std::string, std::string>& metadata) {
+  write_tensors(model, 0, model.parameters().size(), path, dtype, metadata);
+}
+
+SafetensorsLoadReport load_safetensors(Transformer& model, const std::string& path, bool allow_extra) {
+  std::vector<ParsedFile> files;
+  files.emplace_back(path);
+  return load_from_files(model, files, "safetensors file '" + path + "'", allow_extra);
 }
 
 std::vector<SafetensorsEntry> read_safetensors_header(const std::string& path) {
@@ -321,6 +364,120 @@ std::vector<SafetensorsEntry> read_safetensors_header(const std::string& path) {
 std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
   InputFile file(path);
   return parse_header(file).metadata;
+}
+
+std::vector<SafetensorsShard> plan_safetensors_shards(const Transformer& model, SafetensorsDtype dtype,
+                                                      int64_t max_shard_bytes) {
+  COHORT_REQUIRE(max_shard_bytes > 0, "max_shard_bytes must be positive, got " << max_shard_bytes);
+  const auto& params = model.parameters();
+  std::vector<SafetensorsShard> plan;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const int64_t bytes = params[k].numel * element_bytes_of(dtype);
+    if (plan.empty() || (plan.back().last > plan.back().first && plan.back().bytes + bytes > max_shard_bytes))
+      plan.push_back(SafetensorsShard{"", k, k, 0});
+    plan.back().last = k + 1;
+    plan.back().bytes += bytes;
+  }
+  if (plan.empty()) plan.push_back(SafetensorsShard{});  // a model without parameters: one empty file
+  for (size_t i = 0; i < plan.size(); ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, plan.size());
+    plan[i].file = name;
+  }
+  return plan;
+}
+
+void save_safetensors_shards(const Transformer& model, const std::vector<SafetensorsShard>& plan,
+                             const std::string& dir, SafetensorsDtype dtype) {
+  // nlohmann::json sorts its keys, as transformers' json.dumps(..., sort_keys=True) does.
+  nlohmann::json weight_map = nlohmann::json::object();
+  int64_t total_size = 0;
+  for (const SafetensorsShard& shard : plan) {
+    write_tensors(model, shard.first, shard.last, (std::filesystem::path(dir) / shard.file).string(), dtype,
+                  {{"format", "pt"}});
+    for (size_t k = shard.first; k < shard.last; ++k) weight_map[model.parameters()[k].name] = shard.file;
+    total_size += shard.bytes;
+  }
+  const nlohmann::json index = {{"metadata", {{"total_size", total_size}}}, {"weight_map", std::move(weight_map)}};
+  AtomicOutputFile out((std::filesystem::path(dir) / kSafetensorsIndexFile).string());
+  out.write(index.dump(2) + "\n");
+  out.commit();
+}
+
+SafetensorsLoadReport load_safetensors_sharded(Transformer& model, const std::string& index_path, bool allow_extra) {
+  namespace fs = std::filesystem;
+  const std::string where = "safetensors index '" + index_path + "'";
+  std::error_code ec;
+  COHORT_REQUIRE(!fs::is_directory(index_path, ec), where << " is a directory, expected a file");
+  std::ifstream in(index_path, std::ios::binary);
+  COHORT_REQUIRE(in, "cannot open " << where << ": " << std::strerror(errno));
+  const auto bytes = fs::file_size(index_path, ec);
+  COHORT_REQUIRE(!ec, "cannot stat " << where << ": " << ec.message());
+  // An index names every tensor once; even the largest models' are a few MB.
+  COHORT_REQUIRE(bytes <= kMaxHeaderBytes, where << " is " << bytes << " bytes, beyond the limit of " << kMaxHeaderBytes
+                                                 << " (not an index, or a corrupt one)");
+  std::string text((size_t)bytes, '\0');
+  in.read(text.data(), (std::streamsize)bytes);
+  COHORT_REQUIRE(in.gcount() == (std::streamsize)bytes,
+                 "cannot read " << where << ": got " << in.gcount() << " of " << bytes << " bytes");
+
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    COHORT_REQUIRE(false, where << " is not valid JSON (" << e.what() << ")");
+  }
+  COHORT_REQUIRE(index.is_object(), where << " must be a JSON object, got " << index.type_name());
+  auto map = index.find("weight_map");
+  COHORT_REQUIRE(map != index.end() && map->is_object(),
+                 where << " has no object \"weight_map\""
+                       << (map == index.end() ? std::string() : std::string(", got ") + map->type_name()));
+
+  const fs::path dir = fs::path(index_path).parent_path();
+  std::map<std::string, std::string> shard_of;  // tensor name -> shard file
+  std::map<std::string, size_t> shard_index;    // shard file -> position in `files`, in name order
+  for (const auto& [tensor, value] : map->items()) {
+    COHORT_REQUIRE(value.is_string(),
+                   where << ": weight_map entry '" << tensor << "' must be a file name, got " << value.type_name());
+    const std::string shard = value.get<std::string>();
+    COHORT_REQUIRE(!shard.empty() && shard.find('/') == std::string::npos && shard.find("..") == std::string::npos &&
+                       shard.find('\0') == std::string::npos,
+                   where << ": weight_map entry '" << tensor << "' names '" << shard
+                         << "', which is not a plain file name (no '/', no '..'): shards lie beside the index");
+    COHORT_REQUIRE(fs::is_regular_file(dir / shard, ec), where << ": weight_map entry '" << tensor << "' names '"
+                                                               << shard << "', which is not a file in "
+                                                               << (dir.empty() ? fs::path(".") : dir).string());
+    shard_of[tensor] = shard;
+    shard_index.emplace(shard, 0);
+  }
+  std::vector<ParsedFile> files;
+  files.reserve(shard_index.size());
+  for (auto& [shard, position] : shard_index) {
+    position = files.size();
+    files.emplace_back((dir / shard).string());
+  }
+
+  // Where each tensor really is, then whether that agrees with the map both ways.
+  std::unordered_map<std::string, const std::string*> found;  // tensor name -> shard file holding it
+  for (const auto& [shard, position] : shard_index)
+    for (const auto& entry : files[position].header.entries) {
+      auto [it, inserted] = found.emplace(entry.name, &shard);
+      COHORT_REQUIRE(inserted, where << ": tensor '" << entry.name << "' is in both '" << *it->second << "' and '"
+                                     << shard << "'");
+    }
+  for (const auto& [shard, position] : shard_index)
+    for (const auto& entry : files[position].header.entries) {
+      auto listed = shard_of.find(entry.name);
+      COHORT_REQUIRE(listed != shard_of.end(), where << ": shard '" << shard << "' holds tensor '" << entry.name
+                                                     << "', which the weight_map does "
+                                                     << "not list");
+      COHORT_REQUIRE(listed->second == shard, where << ": shard '" << shard << "' holds tensor '" << entry.name
+                                                    << "', but the weight_map puts it in '" << listed->second << "'");
+    }
+  for (const auto& [tensor, shard] : shard_of)
+    COHORT_REQUIRE(found.count(tensor), where << ": the weight_map puts tensor '" << tensor << "' in '" << shard
+                                              << "', which has no such tensor");
+  return load_from_files(model, files, where, allow_extra);
 }
 
 }  // namespace cohort

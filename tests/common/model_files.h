@@ -1,11 +1,13 @@
 // Helpers the weight-format tests share: a seeded model whose norms and biases are not their
-// initial constants (so a format that drops or swaps them shows), and whole-file bytes in and out.
+// initial constants (so a format that drops or swaps them shows), whole-file bytes in and out, and
+// the names in a directory.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -31,6 +33,13 @@ inline std::string read_bytes(const std::filesystem::path& path) {
 inline void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), (std::streamsize)bytes.size());
+}
+
+// The names of the entries directly in `dir`.
+inline std::set<std::string> file_names(const std::filesystem::path& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.insert(entry.path().filename().string());
+  return names;
 }
 
 }  // namespace cohort::testing

@@ -1,7 +1,9 @@
 // safetensors: bit-exact f32 and bf16-rounded round trips, the file layout HF expects
 // (8-aligned JSON header, HF names, no tied lm_head), F16 input, atomic writes, and every
 // kind of bad file (each corrupted by hand from a good one) failing with an error that
-// names what is wrong and leaving the model as it was.
+// names what is wrong and leaving the model as it was; and the sharded model directory
+// (shards + model.safetensors.index.json): its layout, round trip, the removal of the form
+// an earlier save left, and every kind of bad index.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,6 +22,7 @@
 #include "kernels/error.h"
 #include "model/byte_tokenizer.h"
 #include "model/hf_config.h"
+#include "model/model_directory.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
 #include "common/model_files.h"
@@ -523,4 +527,334 @@ TEST_F(Safetensors, ExportsHfDirectoryForPythonCheck) {
       std::ofstream(out / "expected_logits.json") << expected.dump();
     }
   }
+}
+
+namespace {
+
+// Tensor data per shard for the sharded-directory tests: the tiny model (about 106 KB of f32) splits
+// into 5+ shards, and its embedding (33 KB) is larger than the limit, so it gets a shard of its own.
+constexpr int64_t kSmallShardBytes = 16 * 1024;
+
+std::string shard_name(size_t i, size_t count) {
+  char name[64];
+  std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i, count);
+  return name;
+}
+
+nlohmann::json read_index(const fs::path& dir) {
+  return nlohmann::json::parse(read_bytes(dir / kSafetensorsIndexFile));
+}
+
+void write_index(const fs::path& dir, const nlohmann::json& index) {
+  write_bytes(dir / kSafetensorsIndexFile, index.dump(2));
+}
+
+// The shard files the index names, in name order (which is shard order).
+std::vector<std::string> shards_of(const nlohmann::json& index) {
+  std::set<std::string> names;
+  for (const auto& [tensor, shard] : index["weight_map"].items()) names.insert(shard.get<std::string>());
+  return {names.begin(), names.end()};
+}
+
+// load_model_directory on `dir` must throw a cohort::Error naming the index file and holding every
+// one of `needles`.
+void expect_directory_error(const fs::path& dir, const std::vector<std::string>& needles,
+                            const std::string& named_file = kSafetensorsIndexFile) {
+  try {
+    load_model_directory(dir);
+    ADD_FAILURE() << "loading " << dir << " should have failed (expected: " << needles[0] << ")";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find((dir / named_file).string()), std::string::npos)
+        << "the error does not name " << named_file << ": " << what;
+    for (const auto& needle : needles)
+      EXPECT_NE(what.find(needle), std::string::npos) << "missing '" << needle << "' in: " << what;
+  }
+}
+
+}  // namespace
+
+TEST_F(Safetensors, ShardedDirectoryHasHfIndexAndLoadsBitExact) {
+  for (SafetensorsDtype dtype : {SafetensorsDtype::f32, SafetensorsDtype::bf16}) {
+    const bool bf16 = dtype == SafetensorsDtype::bf16;
+    SCOPED_TRACE(bf16 ? "bf16" : "f32");
+    const int64_t element_bytes = bf16 ? 2 : 4;
+    Transformer model = random_model(model_config_named("tiny"), 30);
+    const fs::path dir = dir_ / (bf16 ? "bf16" : "f32");
+    save_model_directory(model, ByteTokenizer(), dir, dtype, kSmallShardBytes);
+    EXPECT_FALSE(fs::exists(dir / "model.safetensors")) << "a sharded directory has no single weight file";
+
+    const nlohmann::json index = read_index(dir);
+    // Hugging Face's form: two keys, sorted, indented by 2, a newline at the end.
+    EXPECT_EQ(read_bytes(dir / kSafetensorsIndexFile), index.dump(2) + "\n");
+    ASSERT_EQ(index.size(), 2u) << index.dump();
+    EXPECT_EQ(index["metadata"], (nlohmann::json{{"total_size", element_bytes * model.num_parameters()}}));
+    const auto& params = model.parameters();
+    ASSERT_EQ(index["weight_map"].size(), params.size());
+
+    const std::vector<std::string> shards = shards_of(index);
+    ASSERT_GE(shards.size(), 3u);
+    for (size_t i = 0; i < shards.size(); ++i) EXPECT_EQ(shards[i], shard_name(i + 1, shards.size()));
+    // Shard by shard, the tensors are parameters() in order; each shard is within the limit unless it
+    // is one tensor larger than it, and no shard was closed while the next tensor still fitted.
+    size_t k = 0;
+    int64_t total = 0, previous_bytes = -1;
+    bool oversized_tensor_alone = false;
+    for (const std::string& shard : shards) {
+      SCOPED_TRACE(shard);
+      const std::vector<SafetensorsEntry> entries = read_safetensors_header((dir / shard).string());
+      ASSERT_FALSE(entries.empty());
+      EXPECT_EQ(read_safetensors_metadata((dir / shard).string()),
+                (std::map<std::string, std::string>{{"format", "pt"}}));
+      int64_t bytes = 0;
+      for (const SafetensorsEntry& entry : entries) {
+        ASSERT_LT(k, params.size());
+        EXPECT_EQ(entry.name, params[k].name);
+        EXPECT_EQ(entry.shape, params[k].shape);
+        EXPECT_EQ(entry.dtype, bf16 ? "BF16" : "F32");
+        EXPECT_EQ(index["weight_map"].value(entry.name, std::string()), shard) << entry.name;
+        EXPECT_EQ(entry.end - entry.begin, element_bytes * params[k].numel);
+        bytes += entry.end - entry.begin;
+        ++k;
+      }
+      EXPECT_TRUE(bytes <= kSmallShardBytes || entries.size() == 1) << bytes << " bytes in " << entries.size();
+      oversized_tensor_alone |= bytes > kSmallShardBytes;
+      if (previous_bytes >= 0) {
+        EXPECT_GT(previous_bytes + (entries[0].end - entries[0].begin), kSmallShardBytes)
+            << "the shard before had room for " << entries[0].name;
+      }
+      previous_bytes = bytes;
+      total += bytes;
+      // The data is the shard's tensors and nothing else.
+      EXPECT_EQ((int64_t)fs::file_size(dir / shard),
+                8 + (int64_t)header_length(read_bytes(dir / shard)) + entries.back().end);
+    }
+    EXPECT_EQ(k, params.size());
+    EXPECT_EQ(total, index["metadata"]["total_size"].get<int64_t>());
+    EXPECT_TRUE(oversized_tensor_alone) << "no tensor was larger than the limit; that case went untested";
+
+    std::vector<float> want = model.weights();
+    if (bf16)
+      for (float& w : want) w = bf16_to_float(float_to_bf16(w));
+    std::unique_ptr<Transformer> loaded = load_model_directory(dir);
+    ASSERT_EQ(loaded->weights().size(), want.size());
+    EXPECT_EQ(std::memcmp(loaded->weights().data(), want.data(), want.size() * sizeof(float)), 0);
+  }
+}
+
+TEST_F(Safetensors, ShardPlanEdges) {
+  Transformer model = random_model(model_config_named("tiny"), 31);
+  const int64_t total = 4 * model.num_parameters();
+  // Exactly at the limit is one file; one byte under it is sharded.
+  EXPECT_EQ(plan_safetensors_shards(model, SafetensorsDtype::f32, total).size(), 1u);
+  EXPECT_EQ(plan_safetensors_shards(model, SafetensorsDtype::bf16, total / 2).size(), 1u);
+  EXPECT_GE(plan_safetensors_shards(model, SafetensorsDtype::f32, total - 1).size(), 2u);
+  // A limit of one byte gives every tensor its own shard.
+  const auto every = plan_safetensors_shards(model, SafetensorsDtype::f32, 1);
+  ASSERT_EQ(every.size(), model.parameters().size());
+  for (size_t i = 0; i < every.size(); ++i) {
+    EXPECT_EQ(every[i].first, i);
+    EXPECT_EQ(every[i].last, i + 1);
+    EXPECT_EQ(every[i].bytes, 4 * model.parameters()[i].numel);
+    EXPECT_EQ(every[i].file, shard_name(i + 1, every.size()));
+  }
+  EXPECT_THROW(plan_safetensors_shards(model, SafetensorsDtype::f32, 0), Error);
+  // An invalid limit is refused before anything is written.
+  EXPECT_THROW(save_model_directory(model, ByteTokenizer(), dir_ / "out", SafetensorsDtype::f32, -1), Error);
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+TEST_F(Safetensors, SavesReplaceTheOtherWeightForm) {
+  const std::set<std::string> common = {"config.json", "generation_config.json", "tokenizer.json",
+                                        "tokenizer_config.json", "README.md"};
+  const fs::path dir = dir_ / "model";
+  fs::create_directories(dir);
+  write_bytes(dir / "README.md", "not cohort's; a save leaves it alone\n");
+  auto expect_files = [&](const std::set<std::string>& weights) {
+    std::set<std::string> want = common;
+    want.insert(weights.begin(), weights.end());
+    EXPECT_EQ(file_names(dir), want);
+  };
+  auto sharded_files = [&](size_t count) {
+    std::set<std::string> files = {kSafetensorsIndexFile};
+    for (size_t i = 1; i <= count; ++i) files.insert(shard_name(i, count));
+    return files;
+  };
+  auto expect_loads = [&](const Transformer& model) {
+    std::unique_ptr<Transformer> loaded = load_model_directory(dir);
+    EXPECT_EQ(loaded->weights(), model.weights());
+  };
+  // Each save from another model, so a stale file that is read shows as wrong weights.
+  Transformer first = random_model(model_config_named("tiny"), 32);
+  save_model_directory(first, ByteTokenizer(), dir);
+  expect_files({"model.safetensors"});
+  expect_loads(first);
+
+  Transformer second = random_model(model_config_named("tiny"), 33);
+  save_model_directory(second, ByteTokenizer(), dir, SafetensorsDtype::f32, kSmallShardBytes);
+  const size_t many = shards_of(read_index(dir)).size();
+  ASSERT_GE(many, 3u);
+  expect_files(sharded_files(many));
+  expect_loads(second);
+
+  // Fewer, larger shards: every shard of the earlier split goes (none has the new names).
+  Transformer third = random_model(model_config_named("tiny"), 34);
+  save_model_directory(third, ByteTokenizer(), dir, SafetensorsDtype::f32, 4 * third.num_parameters() / 2);
+  const size_t few = shards_of(read_index(dir)).size();
+  ASSERT_LT(few, many);
+  ASSERT_GE(few, 2u);
+  expect_files(sharded_files(few));
+  expect_loads(third);
+
+  // Back under the limit: one file, no index, no shards.
+  Transformer fourth = random_model(model_config_named("tiny"), 35);
+  save_model_directory(fourth, ByteTokenizer(), dir);
+  expect_files({"model.safetensors"});
+  expect_loads(fourth);
+}
+
+TEST_F(Safetensors, BadShardIndex) {
+  Transformer model = random_model(model_config_named("tiny"), 36);
+  int cases = 0;
+  // A fresh sharded directory for each case, its index and shard names handed to `corrupt`.
+  auto sharded =
+      [&](const std::function<void(const fs::path&, nlohmann::json&, const std::vector<std::string>&)>& corrupt) {
+        const fs::path dir = dir_ / ("case" + std::to_string(cases++));
+        save_model_directory(model, ByteTokenizer(), dir, SafetensorsDtype::f32, kSmallShardBytes);
+        nlohmann::json index = read_index(dir);
+        const std::vector<std::string> shards = shards_of(index);
+        EXPECT_GE(shards.size(), 3u);
+        corrupt(dir, index, shards);
+        return dir;
+      };
+  auto rewrite_index = [&](const std::function<void(nlohmann::json&, const std::vector<std::string>&)>& edit) {
+    return sharded([&](const fs::path& dir, nlohmann::json& index, const std::vector<std::string>& shards) {
+      edit(index, shards);
+      write_index(dir, index);
+    });
+  };
+  // The first tensor in a shard file.
+  auto first_tensor = [](const fs::path& dir, const std::string& shard) {
+    return read_safetensors_header((dir / shard).string()).at(0).name;
+  };
+
+  // Not JSON, or not the right JSON.
+  fs::path dir = sharded([](const fs::path& d, nlohmann::json&, const std::vector<std::string>&) {
+    write_bytes(d / kSafetensorsIndexFile, "{\"weight_map\": {\"model.norm.weight\": ");
+  });
+  expect_directory_error(dir, {"not valid JSON"});
+  dir = sharded([](const fs::path& d, nlohmann::json&, const std::vector<std::string>&) {
+    write_bytes(d / kSafetensorsIndexFile, "");
+  });
+  expect_directory_error(dir, {"not valid JSON"});
+  dir = rewrite_index([](nlohmann::json& index, const std::vector<std::string>&) { index = {1, 2}; });
+  expect_directory_error(dir, {"must be a JSON object", "array"});
+  dir = rewrite_index([](nlohmann::json& index, const std::vector<std::string>&) { index.erase("weight_map"); });
+  expect_directory_error(dir, {"no object \"weight_map\""});
+  dir = rewrite_index([](nlohmann::json& index, const std::vector<std::string>&) { index["weight_map"] = "all"; });
+  expect_directory_error(dir, {"no object \"weight_map\"", "string"});
+  dir = rewrite_index(
+      [](nlohmann::json& index, const std::vector<std::string>&) { index["weight_map"]["model.norm.weight"] = 3; });
+  expect_directory_error(dir, {"weight_map entry 'model.norm.weight' must be a file name", "number"});
+
+  // A shard that is not there.
+  dir = sharded(
+      [](const fs::path& d, nlohmann::json&, const std::vector<std::string>& shards) { fs::remove(d / shards[1]); });
+  expect_directory_error(dir, {"'" + shards_of(read_index(dir))[1] + "', which is not a file in"});
+  dir = rewrite_index([](nlohmann::json& index, const std::vector<std::string>&) {
+    index["weight_map"]["model.norm.weight"] = "model-00009-of-00009.safetensors";
+  });
+  expect_directory_error(dir, {"'model.norm.weight'", "'model-00009-of-00009.safetensors', which is not a file in"});
+
+  // Names that leave the directory, or could: refused even when the file they reach exists.
+  for (const std::string& prefix : {std::string("./"), std::string("../case") + std::to_string(cases) + "/",
+                                    (dir_ / ("case" + std::to_string(cases))).string() + "/"}) {
+    dir = rewrite_index([&](nlohmann::json& index, const std::vector<std::string>& shards) {
+      for (auto& [tensor, shard] : index["weight_map"].items())
+        if (shard == shards[0]) shard = prefix + shards[0];
+    });
+    expect_directory_error(dir, {"names '" + prefix, "not a plain file name"});
+  }
+  for (const std::string& name : {std::string(".."), std::string("..model.safetensors"), std::string("")}) {
+    dir = rewrite_index([&](nlohmann::json& index, const std::vector<std::string>&) {
+      index["weight_map"]["model.norm.weight"] = name;
+    });
+    expect_directory_error(dir, {"'model.norm.weight' names '" + name + "'", "not a plain file name"});
+  }
+
+  // The map and the shards disagree.
+  dir = rewrite_index([](nlohmann::json& index, const std::vector<std::string>& shards) {
+    index["weight_map"]["model.layers.0.self_attn.rotary_emb.inv_freq"] = shards[0];
+  });
+  expect_directory_error(dir, {"puts tensor 'model.layers.0.self_attn.rotary_emb.inv_freq' in '", "no such tensor"});
+  std::string moved;
+  dir = sharded([&](const fs::path& d, nlohmann::json& index, const std::vector<std::string>& shards) {
+    moved = first_tensor(d, shards[1]);
+    index["weight_map"][moved] = shards[2];
+    write_index(d, index);
+  });
+  {
+    const std::vector<std::string> shards = shards_of(read_index(dir));
+    expect_directory_error(dir, {"shard '" + shards[1] + "' holds tensor '" + moved + "'",
+                                 "the weight_map puts it in '" + shards[2] + "'"});
+  }
+  dir = sharded([&](const fs::path& d, nlohmann::json& index, const std::vector<std::string>& shards) {
+    moved = first_tensor(d, shards[1]);
+    index["weight_map"].erase(moved);
+    write_index(d, index);
+  });
+  expect_directory_error(dir, {"holds tensor '" + moved + "', which the weight_map does not list"});
+  // One tensor in two shards (the map names one of them).
+  dir = sharded([&](const fs::path& d, nlohmann::json&, const std::vector<std::string>& shards) {
+    moved = first_tensor(d, shards[0]);
+    const RawFile from = RawFile::read(d / shards[0]);
+    RawFile to = RawFile::read(d / shards[2]);
+    const int64_t begin = from.header[moved]["data_offsets"][0], end = from.header[moved]["data_offsets"][1];
+    const int64_t at = (int64_t)to.data.size();
+    to.data += from.data.substr((size_t)begin, (size_t)(end - begin));
+    to.header[moved] = from.header[moved];
+    to.header[moved]["data_offsets"] = {at, at + end - begin};
+    to.write(d / shards[2]);
+  });
+  {
+    const std::vector<std::string> shards = shards_of(read_index(dir));
+    expect_directory_error(dir, {"tensor '" + moved + "' is in both '" + shards[0] + "' and '" + shards[2] + "'"});
+  }
+  // A tensor the model needs, in neither the map nor the shards.
+  dir = sharded([&](const fs::path& d, nlohmann::json& index, const std::vector<std::string>& shards) {
+    moved = first_tensor(d, shards[1]);
+    index["weight_map"].erase(moved);
+    write_index(d, index);
+    RawFile raw = RawFile::read(d / shards[1]);
+    raw.header.erase(moved);
+    raw.write(d / shards[1]);
+  });
+  expect_directory_error(dir, {"has no tensor '" + moved + "'", "needs"});
+  // A tensor the model does not have, in both.
+  dir = sharded([&](const fs::path& d, nlohmann::json& index, const std::vector<std::string>& shards) {
+    RawFile raw = RawFile::read(d / shards[1]);
+    const int64_t at = (int64_t)raw.data.size();
+    raw.data.append(8, '\x01');
+    raw.header["model.extra.weight"] = {{"dtype", "F32"}, {"shape", {2}}, {"data_offsets", {at, at + 8}}};
+    raw.write(d / shards[1]);
+    index["weight_map"]["model.extra.weight"] = shards[1];
+    write_index(d, index);
+  });
+  expect_directory_error(dir, {"1 tensor(s)", "'model.extra.weight'"});
+
+  // A bad shard: the error names the shard, as load_safetensors does.
+  std::string broken;
+  dir = sharded([&](const fs::path& d, nlohmann::json&, const std::vector<std::string>& shards) {
+    broken = shards[1];
+    const std::string bytes = read_bytes(d / broken);
+    write_bytes(d / broken, bytes.substr(0, bytes.size() - 10));
+  });
+  expect_directory_error(dir, {"out of range", "truncated"}, broken);
+  dir = sharded([&](const fs::path& d, nlohmann::json&, const std::vector<std::string>& shards) {
+    broken = shards.back();
+    RawFile raw = RawFile::read(d / broken);
+    raw.header["model.norm.weight"]["shape"] = {2, 16};
+    raw.write(d / broken);
+  });
+  expect_directory_error(dir, {"tensor 'model.norm.weight'", "[2, 16]", "[32]"}, broken);
 }
