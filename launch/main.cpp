@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "model/byte_tokenizer.h"
 #include "model/gguf.h"
 #include "model/model_directory.h"
+#include "model/safetensors.h"
 #include "model/transformer.h"
 #include "rollout/engine.h"
 #include "trainer/checkpoint.h"
@@ -45,11 +47,54 @@ void print_summary(const char* what, const trainer::RunSummary& s) {
                 100 * s.accuracy_after, s.reward_before, s.reward_after);
 }
 
+// `cohort inspect DIR` for a Hugging Face model directory (an export, a run's model/): its config and every
+// tensor of model.safetensors or of the shards its index names, after loading it (which checks them all).
+int inspect_model_directory(const std::filesystem::path& dir, bool as_json) {
+  std::unique_ptr<Transformer> model = load_model_directory(dir);
+  std::vector<std::string> files;
+  if (std::filesystem::exists(dir / kSafetensorsIndexFile)) {
+    std::ifstream in(dir / kSafetensorsIndexFile);
+    const nlohmann::json index = nlohmann::json::parse(in);
+    std::set<std::string> shards;
+    for (const auto& [name, file] : index.at("weight_map").items()) shards.insert(file);
+    files.assign(shards.begin(), shards.end());
+  } else {
+    files = {"model.safetensors"};
+  }
+  nlohmann::json j = {{"path", dir.string()},
+                      {"format", "hf"},
+                      {"config", nlohmann::json::parse(std::ifstream(dir / "config.json"))},
+                      {"parameters", model->num_parameters()},
+                      {"files", files},
+                      {"tensors", nlohmann::json::array()}};
+  for (const std::string& f : files)
+    for (const SafetensorsEntry& e : read_safetensors_header((dir / f).string()))
+      j["tensors"].push_back(
+          {{"name", e.name}, {"dtype", e.dtype}, {"shape", e.shape}, {"bytes", e.end - e.begin}, {"file", f}});
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("hf %s: %s, %zu tensors in %zu file(s), %lld parameters\n", dir.c_str(),
+              j["config"].value("architectures", nlohmann::json::array({"?"}))[0].get<std::string>().c_str(),
+              j["tensors"].size(), files.size(), (long long)model->num_parameters());
+  for (const auto& t : j["tensors"]) {
+    std::string shape;
+    for (const auto& v : t["shape"]) shape += (shape.empty() ? "" : "x") + std::to_string(v.get<int64_t>());
+    std::printf("  %-48s %-5s %-16s %12lld bytes  %s\n", t["name"].get<std::string>().c_str(),
+                t["dtype"].get<std::string>().c_str(), shape.c_str(), (long long)t["bytes"].get<int64_t>(),
+                t["file"].get<std::string>().c_str());
+  }
+  return 0;
+}
+
 // `cohort inspect`: the datasets of a checkpoint with shapes and checksums, and its training state.
 // Exits 1 when any dataset fails its checksum.
 int inspect_checkpoint(const std::string& path_arg, bool as_json) {
   namespace fs = std::filesystem;
   fs::path path = path_arg;
+  if (fs::is_directory(path) && !fs::exists(path / "checkpoints") && fs::exists(path / "config.json"))
+    return inspect_model_directory(path, as_json);
   if (fs::is_directory(path)) {
     fs::path latest = trainer::latest_checkpoint(path / "checkpoints");
     COHORT_REQUIRE(!latest.empty(), path_arg << " is a directory without checkpoints/latest (not a run directory)");
@@ -149,7 +194,7 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval", "greedy accuracy and rewards on data.test, as a table and JSON");
   add_config_args(eval);
   std::string eval_checkpoint;
-  eval->add_option("--checkpoint", eval_checkpoint, "model directory (sets model.init)");
+  eval->add_option("--checkpoint", eval_checkpoint, "checkpoint (.h5), GGUF file or model directory (sets model.init)");
   auto* show = app.add_subcommand("config", "print the resolved config and the role layout, then exit");
   add_config_args(show);
   int layout_ranks = 0;
@@ -161,7 +206,7 @@ int main(int argc, char** argv) {
   int64_t max_new = 32, samples = 1;
   double temperature = 0.0;
   auto* generate = app.add_subcommand("generate", "sample from a model directory or a seeded random model");
-  generate->add_option("--checkpoint", checkpoint, "model directory (config.json + model.safetensors)");
+  generate->add_option("--checkpoint", checkpoint, "checkpoint (.h5), GGUF file or Hugging Face model directory");
   generate->add_option("--model", size, "named size of a random model when no checkpoint is given")
       ->capture_default_str();
   generate->add_option("--seed", seed, "seed of the random model and of sampling")->capture_default_str();
@@ -172,9 +217,10 @@ int main(int argc, char** argv) {
 
   std::string inspect_path;
   bool inspect_json = false;
-  auto* inspect =
-      app.add_subcommand("inspect", "describe a checkpoint (.h5), a GGUF file or a run directory's latest checkpoint");
-  inspect->add_option("path", inspect_path, "checkpoint file or run directory")->required();
+  auto* inspect = app.add_subcommand("inspect",
+                                     "describe a checkpoint (.h5), a GGUF file, a Hugging Face model directory or "
+                                     "a run directory's latest checkpoint");
+  inspect->add_option("path", inspect_path, "checkpoint, GGUF file, model directory or run directory")->required();
   inspect->add_flag("--json", inspect_json, "print JSON instead of a table");
   std::string export_checkpoint, export_format, export_out, export_dtype = "f32";
   auto* exporter = app.add_subcommand("export", "write a checkpoint or model for serving: Hugging Face or GGUF");
@@ -187,6 +233,10 @@ int main(int argc, char** argv) {
   exporter->add_option("--dtype", export_dtype, "f32 | bf16 (hf); f32 | f16 | bf16 | q8_0 (gguf)")
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  int64_t max_shard_bytes = 5'000'000'000;
+  exporter->add_option("--max-shard-size", max_shard_bytes, "hf: larger weights go into shards of at most this (5GB)")
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/true))
+      ->check(CLI::PositiveNumber);
   auto* info = app.add_subcommand("model-info", "print a named model size's shape and parameter names");
   info->add_option("--model", size, "named model size")->capture_default_str();
 
@@ -263,7 +313,7 @@ int main(int argc, char** argv) {
         COHORT_REQUIRE(export_dtype == "f32" || export_dtype == "bf16",
                        "--format hf writes f32 or bf16 weights, not " << export_dtype);
         save_model_directory(*model, tok, export_out,
-                             export_dtype == "bf16" ? SafetensorsDtype::bf16 : SafetensorsDtype::f32);
+                             export_dtype == "bf16" ? SafetensorsDtype::bf16 : SafetensorsDtype::f32, max_shard_bytes);
         std::printf("exported %s to %s (Hugging Face, %s)\n", from.c_str(), export_out.c_str(), export_dtype.c_str());
       } else {
         GgufDtype d = export_dtype == "f16"    ? GgufDtype::f16

@@ -14,7 +14,7 @@ void declare_options(config::Schema& c, trainer::Settings& s) {
   c.add("run.threads", &s.run.threads, 0,
         "compute threads (0: COHORT_THREADS, else the cores given; --threads beats both)", 0, 4096);
   // model
-  c.add("model.init", &s.model.init, "random", "'random', or a directory with config.json and model.safetensors");
+  c.add("model.init", &s.model.init, "random", "'random', a checkpoint (.h5), a GGUF file or a Hugging Face model directory");
   c.add("model.size", &s.model.size, "small", "named size for model.init=random", model_size_names());
   c.add_enum("precision.compute", &s.model.compute, Compute::fp32,
              "precision of the block linears: fp32, bf16, or fp8 (DeepSeek-V3 recipe); emulated on CPU",

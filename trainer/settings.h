@@ -23,7 +23,7 @@ struct RunSettings {
 };
 
 struct ModelSettings {
-  std::string init = "random";  // "random" or a directory with model.safetensors (+ config.json)
+  std::string init = "random";  // "random", a checkpoint (.h5), a GGUF file or a model directory
   std::string size = "small";   // named size when init is random
   Compute compute = Compute::fp32;
 };
