@@ -25,6 +25,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/evaluation.h"
 #include "trainer/run.h"
+#include "trainer/run_checkpoint.h"
 #include "trainer/run_directory.h"
 #include "trainer/run_setup.h"
 #include "trainer/step_metrics.h"
@@ -261,33 +262,6 @@ StepRollout receive_rollout(const Topology& t, int64_t step) {
   return join_batches(std::move(batches), /*sum_tokens=*/true);
 }
 
-// The checkpoint train.resume points at: auto takes checkpoints/latest when there is one.
-std::filesystem::path resume_path(const Settings& s, const std::filesystem::path& checkpoints) {
-  if (s.train.resume == "never") return {};
-  if (s.train.resume == "auto") return latest_checkpoint(checkpoints);
-  COHORT_REQUIRE(std::filesystem::exists(s.train.resume),
-                 "train.resume: '" << s.train.resume << "' is neither auto, never nor an existing checkpoint");
-  return s.train.resume;
-}
-
-// Reads the checkpoint a run resumes from and refuses one whose config differs from this run's in
-// anything but the keys a resume may change.
-std::optional<CheckpointContents> checkpoint_to_resume(const Settings& s, const std::string& yaml,
-                                                       CheckpointParts parts) {
-  std::filesystem::path from = resume_path(s, RunDirectory::path_of(s) / "checkpoints");
-  if (from.empty()) return std::nullopt;
-  CheckpointContents c = read_checkpoint(from, parts);
-  std::vector<std::string> differ = config_differences(c.config_yaml, yaml);
-  if (!differ.empty()) {
-    std::ostringstream msg;
-    msg << "cannot resume from " << from.string() << ": its config differs from this run's in " << differ.size()
-        << (differ.size() == 1 ? " key" : " keys") << " (train.resume=never starts afresh):";
-    for (const std::string& d : differ) msg << "\n  " << d;
-    throw Error(msg.str());
-  }
-  return c;
-}
-
 // A step's advantages, samples and rollout statistics from the groups a learner holds. Under
 // algorithm.advantages.scale = batch the batch std is over every learner's groups.
 struct LearnerBatch {
@@ -351,7 +325,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
   // The loop's state beyond the model, the optimizer and the reference policy: the step, the data cursor,
   // the workers' policy version and, under async-1, the next step's rollout already generated.
   std::optional<CheckpointContents> resumed =
-      checkpoint_to_resume(s, yaml, t.learner ? CheckpointParts::everything : CheckpointParts::weights);
+      checkpoint_to_resume(s, yaml, "grpo", t.learner ? CheckpointParts::everything : CheckpointParts::weights);
   std::unique_ptr<RunDirectory> dir;
   if (t.rank == 0) dir = std::make_unique<RunDirectory>(s, yaml, resumed ? resumed->state.step : -1);
   Common c = setup(s, log);
@@ -383,18 +357,8 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
     COHORT_REQUIRE((int64_t)r.weights.size() == model.num_parameters(),
                    "the checkpoint holds " << r.weights.size() << " parameters, the model " << model.num_parameters());
     model.weights() = std::move(resumed->weights);
-    if (learner) {
-      // A run with another number of learners re-cuts the optimizer state into its own shards.
-      const int64_t b = learner->shard_begin(), n = learner->shard_size();
-      learner->optimizer().restore(std::vector<float>(r.adam_m.begin() + b, r.adam_m.begin() + b + n),
-                                   std::vector<float>(r.adam_v.begin() + b, r.adam_v.begin() + b + n),
-                                   r.state.optimizer_steps);
-      if (std::vector<float>* ref = learner->reference_weights()) {
-        COHORT_REQUIRE(r.reference.size() == ref->size(),
-                       "the checkpoint has no reference policy, but algorithm.beta > 0 needs one");
-        *ref = r.reference;
-      }
-    }
+    // A run with another number of learners re-cuts the optimizer state into its own shards.
+    if (learner) restore_learner(*learner, r);
     cursor.restore(r.state.data_cursor);
     workers_cursor = r.state.data_cursor.dump();
     first_step = r.state.step + 1;
@@ -415,12 +379,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
         in_flight->data_cursor = all.data_cursor;
       }
     }
-    summary.run_dir = RunDirectory::path_of(s).string();
-    summary.accuracy_before = r.state.extra.value("accuracy_before", -1.0);
-    summary.reward_before = r.state.extra.value("reward_before", 0.0);
-    // A run resumed at its last step has nothing left to do; its summary is the checkpoint's.
-    summary.accuracy_after = r.state.extra.value("accuracy_after", -1.0);
-    summary.reward_after = r.state.extra.value("reward_after", 0.0);
+    summary = resumed_summary(s, r.state);
     log << "resumed at step " << r.state.step << " of " << steps << "\n";
   } else if (t.rank == 0) {
     summary = evaluate_before_training(model, s, c, *dir, log);
@@ -524,26 +483,17 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
     if (step == steps || (s.train.checkpoint_every > 0 && step % s.train.checkpoint_every == 0)) {
       // Under async-1 the workers are generating the next step: that rollout is part of the state.
       if (!t.colocated && t.async && step < steps) in_flight = receive_rollout(t, step + 1);
-      const std::filesystem::path checkpoints = RunDirectory::path_of(s) / "checkpoints";
-      std::filesystem::create_directories(checkpoints);
       TrainingState state;
       state.step = step;
-      state.optimizer_steps = learner->optimizer().steps_taken();
       state.data_cursor = nlohmann::json::parse(t.colocated ? cursor.state().dump()
                                                 : in_flight ? in_flight->data_cursor
                                                             : workers_cursor);
-      state.extra = {{"accuracy_before", summary.accuracy_before},
-                     {"reward_before", summary.reward_before},
-                     {"accuracy_after", summary.accuracy_after},
-                     {"reward_after", summary.reward_after}};
-      LearnerShard shard{&learner->optimizer().first_moments(), &learner->optimizer().second_moments(),
-                         learner->shard_begin(), ""};
+      std::string saved_rollout;
       if (in_flight)
-        shard.in_flight =
+        saved_rollout =
             batch_of(*in_flight, step + 1, t.rank, t.learners->rank(), t.learners_count).SerializeAsString();
-      const std::filesystem::path path = checkpoint_path(checkpoints, step);
-      write_checkpoint(path, model, shard, learner->reference_weights(), state, yaml, t.learners_comm);
-      if (t.rank == 0) publish_checkpoint(checkpoints, path, s.train.keep_checkpoints);
+      save_run_checkpoint(s, yaml, "grpo", model, *learner, state, summary, std::move(saved_rollout),
+                          t.learners->rank(), t.learners_comm);
     }
   }
   if (t.channel) t.channel->flush();

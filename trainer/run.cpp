@@ -14,6 +14,7 @@
 #include "model/model_directory.h"
 #include "trainer/evaluation.h"
 #include "trainer/learner.h"
+#include "trainer/run_checkpoint.h"
 #include "trainer/run_directory.h"
 #include "trainer/run_setup.h"
 #include "trainer/step_metrics.h"
@@ -25,7 +26,8 @@ using namespace detail;
 RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log) {
   auto t_start = Clock::now();
   COHORT_REQUIRE(!s.data.train.empty(), "data.train is empty: SFT needs a JSONL file of prompt/response pairs");
-  RunDirectory dir(s, yaml);
+  std::optional<CheckpointContents> resumed = checkpoint_to_resume(s, yaml, "sft", CheckpointParts::everything);
+  RunDirectory dir(s, yaml, resumed ? resumed->state.step : -1);
   Common c = setup(s, log);
   rollout::DatasetLoadReport report;
   std::vector<rollout::SftRecord> records =
@@ -45,9 +47,24 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
   model.set_logit_temperature(1.0);
   Learner learner(model, s, s.sft.steps);
   rollout::DataCursor cursor((int64_t)all.size(), stream_seed((uint64_t)s.run.seed, Stream::sft_order));
-  RunSummary summary = evaluate_before_training(model, s, c, dir, log);
+  RunSummary summary;
+  int64_t first_step = 1;
+  if (resumed) {
+    // Weights, AdamW state and the data cursor: the next step is the one an unstopped run would take.
+    COHORT_REQUIRE(
+        (int64_t)resumed->weights.size() == model.num_parameters(),
+        "the checkpoint holds " << resumed->weights.size() << " parameters, the model " << model.num_parameters());
+    model.weights() = resumed->weights;
+    restore_learner(learner, *resumed);
+    cursor.restore(resumed->state.data_cursor);
+    first_step = resumed->state.step + 1;
+    summary = resumed_summary(s, resumed->state);
+    log << "resumed at step " << resumed->state.step << " of " << s.sft.steps << "\n";
+  } else {
+    summary = evaluate_before_training(model, s, c, dir, log);
+  }
   auto t_loop = Clock::now();
-  for (int64_t step = 1; step <= s.sft.steps; ++step) {
+  for (int64_t step = first_step; step <= s.sft.steps; ++step) {
     auto t_step = Clock::now();
     std::vector<Sample> batch;
     for (int64_t idx : cursor.next(s.sft.batch_size)) batch.push_back(all[idx]);
@@ -65,11 +82,17 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
     dir.write_metrics(m);
     if (step % 10 == 0 || step == s.sft.steps) {
       char line[200];
-      double elapsed = seconds_since(t_loop);
+      double elapsed = seconds_since(t_loop) * step / (double)(step - first_step + 1);
       std::snprintf(line, sizeof line, "sft step %lld/%lld | loss %.4f | lr %.2e | %.2f s/step | ETA %s",
                     (long long)step, (long long)s.sft.steps, u.loss, u.lr, elapsed / step,
                     format_duration(elapsed / step * (s.sft.steps - step)).c_str());
       log << line << "\n" << std::flush;
+    }
+    if (step == s.sft.steps || (s.train.checkpoint_every > 0 && step % s.train.checkpoint_every == 0)) {
+      TrainingState state;
+      state.step = step;
+      state.data_cursor = cursor.state();
+      save_run_checkpoint(s, yaml, "sft", model, learner, state, summary, "", 0);
     }
   }
   save_model_directory(model, c.tokenizer, dir.path / "model");

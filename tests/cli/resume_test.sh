@@ -8,6 +8,7 @@
 #           random rank is killed. Then a 2-learner checkpoint resumed in one process continues the run.
 #   async3  mpirun -np 3: two learners and one rollout worker under async-1 (checkpoints hold the rollout
 #           in flight); a random rank is killed.
+#   sft     `cohort sft` in one process (sft.steps, the SFT data order).
 # Usage: tests/cli/resume_test.sh PATH/TO/cohort [KILLS] [LAUNCH]. Prints "N passed, M failed".
 set -uo pipefail
 cohort=$(realpath "${1:?usage: tests/cli/resume_test.sh PATH/TO/cohort [KILLS] [LAUNCH]}")
@@ -16,13 +17,15 @@ launch=${3:-single}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 steps=24
 launcher=("$cohort")
+command=train
 case $launch in
   single) ;;
+  sft) command=sft; steps=60 ;;
   mpi2) launcher=(mpirun --oversubscribe -np 2 "$cohort"); steps=12; export COHORT_THREADS=1 ;;
   async3)
     launcher=(mpirun --oversubscribe -np 3 "$cohort"); steps=12; export COHORT_THREADS=1
     extra=(distributed.colocated=false distributed.learners=2 distributed.rollout_workers=1 distributed.schedule=async-1) ;;
-  *) echo "resume_test: LAUNCH is single, mpi2 or async3, not '$launch'"; exit 2 ;;
+  *) echo "resume_test: LAUNCH is single, mpi2, async3 or sft, not '$launch'"; exit 2 ;;
 esac
 passed=0
 failed=0
@@ -33,7 +36,9 @@ trap 'for p in $(ours); do kill -9 "$p"; done; rm -rf "$tmp"' EXIT
 ok() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 
-for i in $(seq 0 63); do echo "{\"prompt\": \"$((i % 8))+$((i / 8))=\", \"answer\": \"$((i % 8 + i / 8))\"}"; done > "$tmp/data.jsonl"
+for i in $(seq 0 63); do
+  echo "{\"prompt\": \"$((i % 8))+$((i / 8))=\", \"answer\": \"$((i % 8 + i / 8))\", \"response\": \"$((i % 8 + i / 8))\"}"
+done > "$tmp/data.jsonl"
 cat > "$tmp/run.yaml" <<YAML
 model:
   size: small
@@ -60,6 +65,9 @@ algorithm:
 optim:
   lr: 0.001
   warmup_steps: 3
+sft:
+  steps: $steps
+  batch_size: 8
 train:
   steps: $steps
   checkpoint_every: 1
@@ -69,7 +77,7 @@ train:
 run:
   dir: $tmp/runs
 YAML
-train() { "${launcher[@]}" train "$tmp/run.yaml" "${extra[@]}" "$@" >>"$tmp/log" 2>&1; }
+train() { "${launcher[@]}" "$command" "$tmp/run.yaml" "${extra[@]}" "$@" >>"$tmp/log" 2>&1; }
 
 # The run that never stopped.
 train run.name=whole train.keep_checkpoints=100 || fail "uninterrupted run failed: $(tail -3 "$tmp/log")"
@@ -86,7 +94,7 @@ verify_published() {
 }
 while ((attempts < 40)); do
   attempts=$((attempts + 1))
-  "${launcher[@]}" train "$tmp/run.yaml" "${extra[@]}" run.name=killed >>"$tmp/log" 2>&1 &
+  "${launcher[@]}" "$command" "$tmp/run.yaml" "${extra[@]}" run.name=killed >>"$tmp/log" 2>&1 &
   pid=$!
   if ((kills < kills_wanted)); then
     if ((kills % 2 == 1)); then
@@ -145,7 +153,7 @@ n=$(find "$ckdir" -name 'step_*.h5' | wc -l)
 [ "$(cat "$ckdir/latest")" = "$(printf 'step_%08d.h5' "$steps")" ] && ok || fail "latest is $(cat "$ckdir/latest")"
 compgen -G "$ckdir/*.tmp" >/dev/null && fail "a temporary checkpoint was left behind: $(ls "$ckdir")" || ok
 # A resume with a different model is refused, naming the key.
-out=$("${launcher[@]}" train "$tmp/run.yaml" "${extra[@]}" run.name=killed model.size=tiny 2>&1)
+out=$("${launcher[@]}" "$command" "$tmp/run.yaml" "${extra[@]}" run.name=killed model.size=tiny 2>&1)
 grep -q "model.size: small in the checkpoint, tiny now" <<<"$out" && ok || fail "incompatible resume: $out"
 
 # Two learners' checkpoint, one learner now: the optimizer shards are re-cut and the run goes on, equal to
