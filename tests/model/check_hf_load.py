@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
 # Checks that a Hugging Face directory cohort exported (config.json + model.safetensors)
-# loads in the Python ecosystem. Run by hand; the C++ tests must not need Python.
+# loads in the Python ecosystem. The C++ tests must not need Python; tests/hf/check_transformers.sh
+# installs torch and transformers where it can and runs this on every export it makes.
 #
 #   COHORT_HF_CHECK_DIR=/tmp/hf ./build/tests/test_model --gtest_filter='Safetensors.Exports*'
 #   python3 tests/model/check_hf_load.py /tmp/hf/tiny
+#   python3 tests/model/check_hf_load.py EXPORT_DIR --cohort build/launch/cohort --prompt "1+2="
 #
 # 1. safetensors: the `safetensors` package opens the file; its tensor names and shapes are
 #    exactly those config.json implies for Llama/Qwen2 (no tied lm_head), and its values
 #    equal an independent numpy decode of the bytes.
 # 2. hf-load: where torch and transformers import, AutoModelForCausalLM loads the directory
 #    with no missing or unexpected weights, its parameters equal the file's, and, when the
-#    export wrote expected_logits.json, its logits equal cohort's.
+#    export wrote expected_logits.json, its f32 logits equal cohort's (max |a - b| / max |b|
+#    under 1e-4).
+# 3. generate (with --cohort): transformers' greedy generation, with the directory's own
+#    generation_config.json, gives token for token what `cohort generate --checkpoint DIR` gives.
 # Prints one line per check ("... ok ..." or "... skipped: <reason>"); exits 1 on a mismatch.
 import argparse
 import json
 import os
+import re
 import struct
+import subprocess
 import sys
 
 
@@ -121,7 +128,7 @@ def check_transformers(directory, weights):
         import transformers
         from transformers import AutoModelForCausalLM
     except ImportError as e:
-        return "skipped: " + str(e)
+        return "skipped: " + str(e), None
     try:
         model, info = AutoModelForCausalLM.from_pretrained(directory, torch_dtype=torch.float32,
                                                            output_loading_info=True,
@@ -157,23 +164,86 @@ def check_transformers(directory, weights):
         with torch.no_grad():
             logits = model(tokens).logits[0].numpy()
         want = np.array(expected["logits"], dtype=np.float32).reshape(logits.shape)
-        diff = float(np.abs(logits - want).max())
-        # fp32 on both sides with different summation orders: ~1e-6 measured on tiny.
-        if not diff <= 1e-4:
-            raise SystemExit(f"hf-load: FAILED: logits differ from cohort's by up to {diff:.3g}")
-        line += f", logits on {tokens.shape[1]} tokens match cohort's (max |diff| {diff:.2g})"
-    return line
+        # Relative to the largest |logit|, so the bound does not depend on the logits' scale. Both
+        # sides compute in f32 with different summation orders: 2.5e-7 at most measured on
+        # tiny, tiny-head16 and the untied Llama (f32 and bf16 weights) with transformers 4.49.
+        error = float(np.abs(logits - want).max() / np.abs(want).max())
+        if not error < 1e-4:
+            raise SystemExit(f"hf-load: FAILED: logits differ from cohort's: max relative error {error:.3g}")
+        line += (f", logits on {tokens.shape[1]} tokens match cohort's "
+                 f"(max |a - b| / max |b| = {error:.2g})")
+    return line, model
+
+
+def cohort_greedy(cohort, directory, prompt, max_new_tokens):
+    """(token count, finish reason, text bytes) of `cohort generate`'s greedy completion."""
+    result = subprocess.run([cohort, "generate", "--checkpoint", directory, "--prompt", prompt,
+                             "--max-new-tokens", str(max_new_tokens)], capture_output=True)
+    if result.returncode != 0:
+        raise SystemExit(f"generate: FAILED: cohort generate exited {result.returncode}: "
+                         f"{result.stderr.decode(errors='replace').strip()}")
+    # "completion 0 (N tokens, stop|length): TEXT\ndecode: ..."; TEXT is raw bytes and may hold newlines.
+    match = re.search(rb"^completion 0 \((\d+) tokens, (stop|length)\): (.*)\ndecode: ", result.stdout,
+                      re.MULTILINE | re.DOTALL)
+    if not match:
+        raise SystemExit(f"generate: FAILED: unexpected output of cohort generate: {result.stdout[:300]!r}")
+    return int(match.group(1)), match.group(2).decode(), match.group(3)
+
+
+def check_generation(model, directory, cohort, prompts, max_new_tokens):
+    import torch
+
+    # The byte tokenizer's ids: byte b is id b, below the special tokens; `cohort generate` adds bos.
+    config = model.generation_config
+    compared = stopped = 0
+    smallest_gap = float("inf")
+    for prompt in prompts:
+        ids = torch.tensor([[config.bos_token_id] + list(prompt.encode("utf-8"))], dtype=torch.long)
+        with torch.no_grad():
+            # synced_gpus=False: otherwise generate imports torch.distributed.fsdp, which Debian's
+            # torch 1.13 cannot import under Python 3.11.
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=max_new_tokens, synced_gpus=False,
+                                 output_scores=True, return_dict_in_generate=True)
+        tokens = out.sequences[0, ids.shape[1]:].tolist()
+        # How far each greedy choice was from a tie, relative to the step's largest |logit|: the
+        # logits check allows cohort and transformers to differ by 1e-4 of the largest |logit|, so
+        # a gap near that could make the two pick different tokens legitimately.
+        for step_logits in out.scores:
+            top = torch.topk(step_logits[0], 2).values
+            smallest_gap = min(smallest_gap, float((top[0] - top[1]) / step_logits[0].abs().max()))
+        finish = "stop" if tokens and tokens[-1] == config.eos_token_id else "length"
+        want = (len(tokens), finish, bytes(t for t in tokens if t < 256))
+        got = cohort_greedy(cohort, directory, prompt, max_new_tokens)
+        if got != want:
+            raise SystemExit(f"generate: FAILED: prompt {prompt!r}: cohort gives {got[0]} tokens ({got[1]}) "
+                             f"{got[2]!r}, transformers {want[0]} ({want[1]}) {want[2]!r}, ids {tokens}")
+        compared += len(tokens)
+        stopped += finish == "stop"
+    return (f"ok: transformers' greedy generation equals `cohort generate`'s on {len(prompts)} prompt(s), "
+            f"{compared} tokens ({stopped} ended on eos; smallest top-2 logit gap {smallest_gap:.2g} "
+            f"of the largest |logit|)")
 
 
 def main():
     parser = argparse.ArgumentParser(description="Check a cohort Hugging Face export loads in Python.")
     parser.add_argument("directory")
+    parser.add_argument("--cohort", help="cohort binary: compare greedy generation with `cohort generate`")
+    parser.add_argument("--prompt", action="append", help="prompt for the generation check (repeatable)")
+    parser.add_argument("--max-new-tokens", type=int, default=24)
     args = parser.parse_args()
     with open(os.path.join(args.directory, "config.json")) as f:
         config = json.load(f)
     weights = os.path.join(args.directory, "model.safetensors")
-    print("safetensors:", check_safetensors(weights, config))
-    print("hf-load:", check_transformers(args.directory, weights))
+    print("safetensors:", check_safetensors(weights, config), flush=True)
+    line, model = check_transformers(args.directory, weights)
+    print("hf-load:", line, flush=True)
+    if args.cohort:
+        if model is None:
+            print("generate: skipped: transformers is not importable")
+        else:
+            print("generate:", check_generation(model, args.directory, args.cohort,
+                                                args.prompt or ["Hello"], args.max_new_tokens))
     return 0
 
 
