@@ -43,6 +43,42 @@ if mpirun --oversubscribe -np 2 "$cohort" train run.yaml run.name=colocated "${s
    grep -q "learners: 2 (ranks 0-1, colocated)" colocated.log && [ "$(grep -c '"step":' runs/colocated/metrics.jsonl)" = 3 ]; then
   pass; else fail "colocated run:"; tail -5 colocated.log; fi
 
+# Dynamic sampling under mpirun: one learner beside two rollout workers ends bit-identical to one process
+# (the workers agree on which groups carry signal and draw again), and two colocated learners agree with it
+# within summation order; some step needed a second round.
+cat > dyn.yaml <<YAML
+run: {dir: $tmp/runs}
+model: {size: tiny}
+data: {train: $tmp/train.jsonl}
+rollout: {group_size: 4, prompts_per_step: 4, max_new_tokens: 6, temperature: 1.0}
+rewards:
+  - {name: ascii_start, kind: format, pattern: '^[\x00-\x7F]'}
+algorithm: {dynamic_sampling: true}
+train: {steps: 6}
+YAML
+"$cohort" train dyn.yaml run.name=dyn1 > dyn1.log 2>&1 || fail "dynamic sampling, one process: $(tail -3 dyn1.log)"
+mpirun --oversubscribe -np 3 "$cohort" train dyn.yaml run.name=dyn3 distributed.colocated=false distributed.learners=1 \
+  > dyn3.log 2>&1 || fail "dynamic sampling, 1 learner + 2 workers: $(tail -3 dyn3.log)"
+mpirun --oversubscribe -np 2 "$cohort" train dyn.yaml run.name=dyn2 > dyn2.log 2>&1 ||
+  fail "dynamic sampling, 2 colocated learners: $(tail -3 dyn2.log)"
+if cmp -s runs/dyn1/model/model.safetensors runs/dyn3/model/model.safetensors; then pass; else
+  fail "dynamic sampling: 1 learner + 2 workers ended with other weights than one process"; fi
+if grep -q '"dynamic_sampling/rounds":[2-9]' runs/dyn3/metrics.jsonl; then pass; else
+  fail "dynamic sampling never drew a second round: $(grep -o '"dynamic_sampling/rounds":[0-9]*' runs/dyn3/metrics.jsonl)"; fi
+if python3 - runs/dyn1/model/model.safetensors runs/dyn2/model/model.safetensors <<'PY'; then pass; else fail "dynamic sampling, 2 learners drifted"; fi
+import array, json, struct, sys
+def load(p):
+    with open(p, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]; header = json.loads(f.read(n)); data = f.read()
+    out = array.array("f")
+    for name in sorted(k for k in header if k != "__metadata__"):
+        a, b = header[name]["data_offsets"]; x = array.array("f"); x.frombytes(data[a:b]); out.extend(x)
+    return out
+one, two = load(sys.argv[1]), load(sys.argv[2])
+worst = max(abs(x - y) for x, y in zip(one, two))
+assert len(one) == len(two) and worst < 1e-5, worst
+PY
+
 # The world rank of each cohort process of this test, from its environment.
 pid_of_rank() {
   for pid in $(pgrep -f "$cohort train $tmp/run.yaml"); do
