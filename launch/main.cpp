@@ -251,6 +251,7 @@ int main(int argc, char** argv) {
     }
     if (*show) {
       load_settings(schema, settings, config_path, overrides);
+      trainer::validate_settings(settings, trainer::RunKind::any);
       ThreadChoice thread_choice = choose_threads(threads, settings.run.threads);
       const trainer::DistributedSettings& d = settings.distributed;
       int ranks = layout_ranks > 0 ? layout_ranks : world ? world->size() : 0;

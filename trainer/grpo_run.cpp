@@ -314,7 +314,7 @@ LearnerBatch learner_batch(const Settings& s, const Common& c, comm::Collective&
 
 RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& log_out) {
   auto t_start = Clock::now();
-  check_grpo_settings(s);
+  validate_settings(s, RunKind::grpo);
   Topology t = make_topology(s);
   std::ostringstream quiet;
   std::ostream& log = t.rank == 0 ? log_out : quiet;

@@ -9,15 +9,12 @@
 namespace cohort::trainer {
 
 Optimizer::Optimizer(int64_t n, const OptimSettings& s, int64_t total_steps)
-    : settings_(s), total_steps_(std::max<int64_t>(1, total_steps)), m_((size_t)n, 0.f), v_((size_t)n, 0.f) {
-  COHORT_REQUIRE(s.schedule == "constant" || s.schedule == "cosine",
-                 "optim.schedule must be constant or cosine, got '" << s.schedule << "'");
-}
+    : settings_(s), total_steps_(std::max<int64_t>(1, total_steps)), m_((size_t)n, 0.f), v_((size_t)n, 0.f) {}
 
 double Optimizer::lr_at(int64_t step) const {
   const OptimSettings& s = settings_;
   if (s.warmup_steps > 0 && step < s.warmup_steps) return s.lr * (double)(step + 1) / (double)s.warmup_steps;
-  if (s.schedule == "constant") return s.lr;
+  if (s.schedule == LrSchedule::constant) return s.lr;
   int64_t decay_steps = std::max<int64_t>(1, total_steps_ - s.warmup_steps);
   double progress = std::min(1.0, (double)(step - s.warmup_steps) / (double)decay_steps);
   double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));

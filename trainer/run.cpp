@@ -25,7 +25,7 @@ using namespace detail;
 
 RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log) {
   auto t_start = Clock::now();
-  COHORT_REQUIRE(!s.data.train.empty(), "data.train is empty: SFT needs a JSONL file of prompt/response pairs");
+  validate_settings(s, RunKind::sft);
   std::optional<CheckpointContents> resumed = checkpoint_to_resume(s, yaml, "sft", CheckpointParts::everything);
   RunDirectory dir(s, yaml, resumed ? resumed->state.step : -1);
   Common c = setup(s, log);
@@ -103,8 +103,8 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
 }
 
 EvalResult run_eval(const Settings& s, std::ostream& log) {
+  validate_settings(s, RunKind::eval);
   Common c = setup(s, log);
-  COHORT_REQUIRE(c.test, "data.test is empty: eval needs a JSONL file of held-out prompts");
   return evaluate(*c.model, s, c.tokenizer, *c.test, *c.rewards);
 }
 

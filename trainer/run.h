@@ -19,6 +19,17 @@ struct RunSummary {
   int64_t steps = 0;
 };
 
+// What a command does with a config; validate_settings checks what that command needs.
+enum class RunKind { any, grpo, sft, eval };
+
+// The checks a resolved config must pass before anything is written, in one place: every run calls it first
+// and `cohort config` calls it (kind any), so `cohort config` refuses what the run would, with the same
+// message. It checks the data each kind needs, the group size, the reward set (built, so an unknown kind or
+// a bad option is named), the model source (a named size, or a checkpoint, GGUF file or model directory
+// that exists and whose config reads), and the learner's own constraints. Throws cohort::Error holding
+// every problem found, one per line.
+void validate_settings(const Settings& s, RunKind kind);
+
 // resolved_config_yaml is written as runs/NAME/config.yaml. Progress goes to `log`.
 // One process, or every rank of an mpirun after MPI_Init, roles from settings.distributed
 // (docs/distributed.md); rank 0 writes the run directory and logs to `log`, and its summary is the run's.

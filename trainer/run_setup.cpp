@@ -2,9 +2,15 @@
 // the run's random streams.
 #include "trainer/run_setup.h"
 
+#include <filesystem>
+
 #include "kernels/error.h"
 #include "kernels/random.h"
+#include "model/gguf.h"
+#include "model/hf_config.h"
+#include "model/safetensors.h"
 #include "trainer/checkpoint.h"
+#include "trainer/run.h"
 #include "rollout/template.h"
 
 namespace cohort::trainer::detail {
@@ -89,10 +95,72 @@ rollout::PromptDataset load_train_prompts(const Settings& s, std::ostream& log) 
   return train;
 }
 
-void check_grpo_settings(const Settings& s) {
-  COHORT_REQUIRE(!s.data.train.empty(), "data.train is empty: GRPO needs a JSONL file of prompts");
-  COHORT_REQUIRE(s.rollout.group_size >= 2, "rollout.group_size must be at least 2 for group-relative advantages");
-  COHORT_REQUIRE(!s.rewards.empty(), "rewards is empty: configure at least one reward function");
+}  // namespace cohort::trainer::detail
+
+namespace cohort::trainer {
+
+namespace {
+// Whether path names something load_model_from reads, and its config: the error it would give, or "".
+std::string model_source_problem(const std::string& init) {
+  namespace fs = std::filesystem;
+  const fs::path p = init;
+  try {
+    COHORT_REQUIRE(fs::exists(p), "model.init: '" << init
+                                                  << "' does not exist (random, a checkpoint, a GGUF file "
+                                                     "or a Hugging Face model directory)");
+    if (p.extension() == ".h5") {
+      read_checkpoint(p, CheckpointParts::metadata);
+    } else if (p.extension() == ".gguf") {
+      read_gguf_header(p.string());
+    } else {
+      COHORT_REQUIRE(fs::is_directory(p), "model.init: '" << init
+                                                          << "' is neither a checkpoint (.h5), a GGUF file (.gguf) "
+                                                             "nor a model directory");
+      read_hf_config((p / "config.json").string());
+      COHORT_REQUIRE(fs::exists(p / "model.safetensors") || fs::exists(p / kSafetensorsIndexFile),
+                     "model.init: " << init << " holds neither model.safetensors nor " << kSafetensorsIndexFile);
+    }
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+void validate_settings(const Settings& s, RunKind kind) {
+  std::vector<std::string> problems;
+  auto check = [&](bool ok, std::string message) {
+    if (!ok) problems.push_back(std::move(message));
+  };
+  if (kind == RunKind::grpo) check(!s.data.train.empty(), "data.train is empty: GRPO needs a JSONL file of prompts");
+  if (kind == RunKind::sft)
+    check(!s.data.train.empty(), "data.train is empty: SFT needs a JSONL file of prompt/response pairs");
+  if (kind == RunKind::eval)
+    check(!s.data.test.empty(), "data.test is empty: eval needs a JSONL file of held-out prompts");
+  for (const auto& [key, path] :
+       {std::pair<const char*, const std::string&>{"data.train", s.data.train}, {"data.test", s.data.test}})
+    check(path.empty() || std::filesystem::is_regular_file(path), std::string(key) + ": '" + path + "' is not a file");
+  if (kind != RunKind::sft) {
+    check(s.rollout.group_size >= 2 || kind == RunKind::eval,
+          "rollout.group_size must be at least 2 for group-relative advantages");
+    check(!s.rewards.empty(), "rewards is empty: configure at least one reward function");
+    if (!s.rewards.empty()) {
+      try {
+        reward::RewardSet set(s.rewards);
+      } catch (const std::exception& e) {
+        problems.push_back(e.what());
+      }
+    }
+  }
+  if (s.model.init != "random") {
+    std::string problem = model_source_problem(s.model.init);
+    check(problem.empty(), problem);
+  }
+  if (!problems.empty()) {
+    std::string all;
+    for (const std::string& p : problems) all += (all.empty() ? "" : "\n") + p;
+    throw Error(all);
+  }
 }
 
-}  // namespace cohort::trainer::detail
+}  // namespace cohort::trainer

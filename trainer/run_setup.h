@@ -50,7 +50,4 @@ rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok);
 int64_t accuracy_index(const Settings& s, const reward::RewardSet& rewards);
 rollout::PromptDataset load_train_prompts(const Settings& s, std::ostream& log);
 
-// Throws when data.train, rollout.group_size or rewards cannot make a GRPO run.
-void check_grpo_settings(const Settings& s);
-
 }  // namespace cohort::trainer::detail

@@ -66,14 +66,16 @@ struct AlgorithmSettings {
   int64_t dynamic_sampling_max_rounds = 4;
 };
 
+enum class LrSchedule { constant, cosine };
+
 struct OptimSettings {
   double lr = 1e-5;
   double weight_decay = 0.0;
   double beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
   double grad_clip = 1.0;  // max global norm; 0 = off
   int64_t warmup_steps = 0;
-  std::string schedule = "constant";  // constant | cosine
-  double min_lr_ratio = 0.1;          // cosine floor as a fraction of lr
+  LrSchedule schedule = LrSchedule::constant;
+  double min_lr_ratio = 0.1;  // cosine floor as a fraction of lr
 };
 
 struct TrainSettings {
