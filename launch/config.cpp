@@ -944,6 +944,26 @@ std::string Schema::help() const {
   return text;
 }
 
+std::string Schema::markdown() const {
+  auto cell = [](std::string text) {
+    std::string out;
+    for (char c : text) {
+      if (c == '|')
+        out += "\\|";
+      else if (c == '\n')
+        out += ' ';
+      else
+        out += c;
+    }
+    return out;
+  };
+  std::string text = "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
+  for (const auto& option : options_)
+    text += "| `" + option->key + "` | " + cell(type_text(*option)) + " | `" + cell(option->default_text) + "` | " +
+            cell(option->help) + " |\n";
+  return text;
+}
+
 bool Schema::was_set(const std::string& key) const {
   const Option* option = find(key);
   if (option == nullptr) throw ConfigError("was_set: '" + key + "' is not a declared config key");

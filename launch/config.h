@@ -76,6 +76,8 @@ class Schema {
   std::string to_yaml() const;
   // One line per key: key, type (with range or choices), default, help.
   std::string help() const;
+  // The same as a Markdown table (docs/config.md holds it, and a test keeps the two equal).
+  std::string markdown() const;
   // Whether the key was given in a file or an override; throws ConfigError for an undeclared key.
   bool was_set(const std::string& key) const;
   // The declared keys, in declaration order.

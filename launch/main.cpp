@@ -200,6 +200,8 @@ int main(int argc, char** argv) {
   int layout_ranks = 0;
   show->add_option("--np", layout_ranks, "lay the roles out for this many ranks (default: this launch's)");
   auto* options = app.add_subcommand("options", "list every config key with its type, default and help");
+  bool options_markdown = false;
+  options->add_flag("--markdown", options_markdown, "as the Markdown table docs/config.md holds");
 
   std::string size = "small", prompt = "Hello", checkpoint;
   uint64_t seed = 1;
@@ -246,7 +248,7 @@ int main(int argc, char** argv) {
     config::Schema schema;
     declare_options(schema, settings);
     if (*options) {
-      std::cout << schema.help();
+      std::cout << (options_markdown ? schema.markdown() : schema.help());
       return 0;
     }
     if (*show) {
