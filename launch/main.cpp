@@ -25,6 +25,7 @@
 #include "rollout/engine.h"
 #include "trainer/checkpoint.h"
 #include "trainer/run.h"
+#include "trainer/step_metrics.h"
 #include "trainer/weight_sync.h"
 
 namespace {
@@ -181,6 +182,11 @@ int main(int argc, char** argv) {
                  "compute threads; beats run.threads, which beats COHORT_THREADS, which beats the cores given")
       ->check(CLI::Range(int64_t(1), int64_t(4096)));
 
+  trainer::Console console;
+  bool quiet = false, verbose = false;
+  app.add_flag("--quiet", quiet, "print errors and the final summary only");
+  app.add_flag("--verbose", verbose, "also print each step's phase times");
+  app.add_flag("--all-ranks", console.all_ranks, "under mpirun every rank prints, its lines prefixed [rank N]");
   std::string config_path;
   std::vector<std::string> overrides;
   auto add_config_args = [&](CLI::App* sub) {
@@ -276,10 +282,12 @@ int main(int argc, char** argv) {
     if (*train || *sft) {
       std::string yaml = load_settings(schema, settings, config_path, overrides);
       ThreadChoice thread_choice = apply_threads(threads, settings.run.threads);
-      if (rank0) std::cout << "threads: " << thread_choice.describe() << "\n";
+      if (rank0 && !quiet) std::cout << "threads: " << thread_choice.describe() << "\n";
       COHORT_REQUIRE(!(*sft && many), "cohort sft runs in one process; start it without mpirun (or with -np 1)");
-      trainer::RunSummary s =
-          *sft ? trainer::run_sft(settings, yaml, std::cout) : trainer::run_grpo(settings, yaml, std::cout);
+      console.verbosity = quiet ? 0 : verbose ? 2 : 1;
+      trainer::RunSummary s = *sft
+                                  ? trainer::run_sft(settings, yaml, quiet ? trainer::detail::null_stream() : std::cout)
+                                  : trainer::run_grpo(settings, yaml, std::cout, console);
       if (rank0) print_summary(*train ? "train" : "sft", s);
       return 0;
     }

@@ -8,6 +8,7 @@
 #include "reward/countdown.h"
 #include "reward/format.h"
 #include "reward/length.h"
+#include "reward/math_verify.h"
 
 namespace cohort::reward {
 namespace {
@@ -22,9 +23,9 @@ Factory factory() {
 // Sorted by name, which is the order reward_kinds() and error messages list them in.
 const std::vector<std::pair<std::string, Factory>>& builtin_kinds() {
   static const std::vector<std::pair<std::string, Factory>> kinds = {
-      {"countdown", factory<CountdownReward>()}, {"exact_match", factory<ExactMatchReward>()},
-      {"format", factory<FormatReward>()},       {"length_penalty", factory<LengthPenaltyReward>()},
-      {"overlong", factory<OverlongReward>()},
+      {"countdown", factory<CountdownReward>()},    {"exact_match", factory<ExactMatchReward>()},
+      {"format", factory<FormatReward>()},          {"length_penalty", factory<LengthPenaltyReward>()},
+      {"math_verify", factory<MathVerifyReward>()}, {"overlong", factory<OverlongReward>()},
   };
   return kinds;
 }

@@ -44,9 +44,9 @@ class RewardFunction {
   virtual std::optional<double> score(const RewardInput& in) const = 0;
 };
 
-// kind names: "exact_match", "format", "countdown", "length_penalty", "overlong". Options are the
-// function's JSON object (null means no options); an unknown option key is a RewardConfigError
-// naming the key and the known ones.
+// kind names: "exact_match", "math_verify", "format", "countdown", "length_penalty", "overlong".
+// Options are the function's JSON object (null means no options); an unknown option key is a
+// RewardConfigError naming the key and the known ones.
 std::unique_ptr<RewardFunction> make_reward_function(std::string_view kind, const nlohmann::json& options);
 std::vector<std::string> reward_kinds();
 

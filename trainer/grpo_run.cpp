@@ -312,12 +312,16 @@ LearnerBatch learner_batch(const Settings& s, const Common& c, comm::Collective&
 
 }  // namespace
 
-RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& log_out) {
+RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& log_out, const Console& console) {
   auto t_start = Clock::now();
   validate_settings(s, RunKind::grpo);
   Topology t = make_topology(s);
-  std::ostringstream quiet;
-  std::ostream& log = t.rank == 0 ? log_out : quiet;
+  std::optional<PrefixedStream> prefixed;
+  if (console.all_ranks && t.size > 1) prefixed.emplace(log_out, "[rank " + std::to_string(t.rank) + "] ");
+  std::ostream& log = console.verbosity == 0 ? null_stream()
+                      : prefixed             ? *prefixed
+                      : t.rank == 0          ? log_out
+                                             : null_stream();
   if (t.size > 1)
     log << "distributed: " << t.size << " ranks, schedule " << (t.async ? "async-1" : "sync") << "\n"
         << comm::describe(t.layout, t.size);
@@ -478,6 +482,14 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
                     // elapsed as if every step took this run's average, so the ETA holds after a resume
                     seconds_since(t_loop) * step / (double)(step - first_step + 1));
       if (e) log_eval(log, ("at step " + std::to_string(step)).c_str(), *e);
+      if (console.verbosity >= 2) {
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "  phases: generate %.2f s, reward %.2f s, train %.2f s, sync %.2f s (rollout) %.2f s "
+                      "(learner), idle %.2f s (rollout) %.2f s (learner), %d threads\n",
+                      lt[3], lt[4], lt[0], lt[5], lt[1], lt[6], lt[2], openmp_threads());
+        log << line;
+      }
     }
 
     if (step == steps || (s.train.checkpoint_every > 0 && step % s.train.checkpoint_every == 0)) {

@@ -30,12 +30,20 @@ enum class RunKind { any, grpo, sft, eval };
 // every problem found, one per line.
 void validate_settings(const Settings& s, RunKind kind);
 
+// How much a run prints (the --quiet, --verbose and --all-ranks of launch/main.cpp). Lines end in "\n" and
+// never rewrite themselves, so a terminal and a log file read the same.
+struct Console {
+  int verbosity = 1;       // 0: errors only (the caller prints the summary); 1: a line per step; 2: also its phases
+  bool all_ranks = false;  // under mpirun every rank prints, each line prefixed "[rank N] "; else rank 0 alone
+};
+
 // resolved_config_yaml is written as runs/NAME/config.yaml. Progress goes to `log`.
 // One process, or every rank of an mpirun after MPI_Init, roles from settings.distributed
 // (docs/distributed.md); rank 0 writes the run directory and logs to `log`, and its summary is the run's.
 // Checkpoints every train.checkpoint_every steps and resumes per train.resume (docs/checkpoints.md).
 // Failures throw (comm::CommError for a peer that is gone or stuck); under mpirun the caller aborts the job.
-RunSummary run_grpo(const Settings& settings, const std::string& resolved_config_yaml, std::ostream& log);
+RunSummary run_grpo(const Settings& settings, const std::string& resolved_config_yaml, std::ostream& log,
+                    const Console& console = {});
 RunSummary run_sft(const Settings& settings, const std::string& resolved_config_yaml, std::ostream& log);
 
 // Greedy evaluation of a model directory (or random init) on settings.data.test.

@@ -7,6 +7,30 @@
 
 namespace cohort::trainer::detail {
 
+std::ostream& null_stream() {
+  static std::ostream sink(nullptr);  // no buffer: every write fails quietly
+  return sink;
+}
+
+PrefixedStream::PrefixedStream(std::ostream& out, std::string prefix)
+    : std::ostream(nullptr), buffer_(out, std::move(prefix)) {
+  rdbuf(&buffer_);
+}
+
+int PrefixedStream::Buffer::overflow(int c) {
+  if (c == EOF) return 0;
+  if (at_line_start_) out_ << prefix_;
+  out_.put((char)c);
+  at_line_start_ = c == '\n';
+  if (at_line_start_) out_.flush();
+  return c;
+}
+
+int PrefixedStream::Buffer::sync() {
+  out_.flush();
+  return 0;
+}
+
 std::string format_duration(double seconds) {
   int64_t s = (int64_t)std::llround(std::max(0.0, seconds));
   std::ostringstream out;

@@ -18,6 +18,30 @@
 namespace cohort::trainer::detail {
 
 std::string format_duration(double seconds);
+
+// An output stream that drops everything (ranks that do not print, --quiet).
+std::ostream& null_stream();
+// Writes to `out` with `prefix` at the start of every line ("[rank 2] ").
+class PrefixedStream : public std::ostream {
+ public:
+  PrefixedStream(std::ostream& out, std::string prefix);
+
+ private:
+  class Buffer : public std::streambuf {
+   public:
+    Buffer(std::ostream& out, std::string prefix) : out_(out), prefix_(std::move(prefix)) {}
+
+   protected:
+    int overflow(int c) override;
+    int sync() override;
+
+   private:
+    std::ostream& out_;
+    std::string prefix_;
+    bool at_line_start_ = true;
+  };
+  Buffer buffer_;
+};
 void progress_line(std::ostream& log, int64_t step, int64_t steps, double reward, double accuracy, double length,
                    double kl, double step_seconds, double elapsed);
 

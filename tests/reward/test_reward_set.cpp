@@ -34,8 +34,8 @@ std::string config_error(const nlohmann::json& config) {
 }
 
 TEST(RewardKinds, ListAndFactory) {
-  EXPECT_EQ(reward_kinds(),
-            (std::vector<std::string>{"countdown", "exact_match", "format", "length_penalty", "overlong"}));
+  EXPECT_EQ(reward_kinds(), (std::vector<std::string>{"countdown", "exact_match", "format", "length_penalty",
+                                                      "math_verify", "overlong"}));
   for (std::string kind : {"countdown", "exact_match", "format"}) {
     EXPECT_EQ(make_reward_function(kind, nullptr)->kind(), kind);
   }
@@ -47,7 +47,8 @@ TEST(RewardKinds, ListAndFactory) {
   } catch (const RewardConfigError& e) {
     std::string message = e.what();
     EXPECT_NE(message.find("'exact'"), std::string::npos) << message;
-    EXPECT_NE(message.find("countdown, exact_match, format, length_penalty, overlong"), std::string::npos) << message;
+    EXPECT_NE(message.find("countdown, exact_match, format, length_penalty, math_verify, overlong"), std::string::npos)
+        << message;
   }
 }
 
