@@ -43,7 +43,14 @@ void declare_options(config::Schema& schema, trainer::Settings& s) {
   c("data.test", &s.data.test, "JSONL of held-out prompts for evaluation (optional)");
   c("data.prompt_field", &s.data.prompt_field, "field holding the prompt");
   c("data.response_field", &s.data.response_field, "field holding the response (sft)");
-  c("data.prompt_template", &s.data.prompt_template, "text given to the model, with {field} placeholders over the row");
+  c("data.prompt_template", &s.data.prompt_template,
+    "text given to the model, with {field} placeholders over the row; or a built-in: r1-zero, step-by-step-boxed");
+  c.choice("data.format", &s.data.format,
+           "row layout: jsonl (prompt_field), gsm8k (question, answer), math (problem, solution); gsm8k and math "
+           "rows get the final answer as `reference`",
+           {{"jsonl", rollout::TaskFormat::jsonl},
+            {"gsm8k", rollout::TaskFormat::gsm8k},
+            {"math", rollout::TaskFormat::math}});
   c("data.skip_malformed", &s.data.skip_malformed,
     "skip (and count) malformed JSONL lines instead of stopping at the first");
   // rollout
@@ -56,6 +63,8 @@ void declare_options(config::Schema& schema, trainer::Settings& s) {
   c("rollout.min_p", &s.rollout.min_p, "keep tokens with p >= min_p * p_max (0: off)", 0.0, 1.0);
   c("rollout.stop_strings", &s.rollout.stop_strings, "strings that end a completion (eos always does)");
   c("rollout.max_batch", &s.rollout.max_batch, "sequences decoding at once (continuous batching)", 1);
+  c("rollout.chat", &s.rollout.chat,
+    "give each prompt as a user message through the model's chat template (tokenizer_config.json)");
   // rewards
   c("rewards", &s.rewards, "list of reward functions: {name, kind, weight, options...}; see docs/rewards.md");
   // algorithm

@@ -2,6 +2,8 @@
 // every message naming file and line) and the seeded per-epoch data cursor.
 #include "rollout/dataset.h"
 
+#include "reward/math_verify.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -122,15 +124,30 @@ int64_t require_integer(const json& state, const char* key) {
 }  // namespace
 
 PromptDataset PromptDataset::load_jsonl(const DatasetOptions& options, DatasetLoadReport* report) {
-  COHORT_REQUIRE(!options.prompt_field.empty(), "dataset " << options.path << ": prompt_field is empty");
+  const bool task = options.format != TaskFormat::jsonl;
+  const std::string prompt_field = options.format == TaskFormat::gsm8k  ? "question"
+                                   : options.format == TaskFormat::math ? "problem"
+                                                                        : options.prompt_field;
+  const std::string solution_field = options.format == TaskFormat::gsm8k ? "answer" : "solution";
+  COHORT_REQUIRE(!prompt_field.empty(), "dataset " << options.path << ": prompt_field is empty");
   PromptDataset dataset;
   dataset.path_ = options.path;
   DatasetLoadReport local;
-  read_jsonl_objects(options.path, options.skip_malformed, report ? *report : local, [&](json& row, int64_t line) {
-    std::string reason = check_string_field(row, options.prompt_field);
+  DatasetLoadReport& seen = report ? *report : local;
+  read_jsonl_objects(options.path, options.skip_malformed, seen, [&](json& row, int64_t line) {
+    std::string reason = check_string_field(row, prompt_field);
+    if (reason.empty() && task) reason = check_string_field(row, solution_field);
     if (!reason.empty()) return reason;
+    if (task) {
+      const std::string& solution = row[solution_field].get_ref<const std::string&>();
+      std::optional<std::string> reference =
+          options.format == TaskFormat::gsm8k ? reward::gsm8k_reference(solution) : reward::math_reference(solution);
+      row["reference"] = reference ? json(*reference) : json(nullptr);
+      if (!row.contains("prompt")) row["prompt"] = row[prompt_field];  // so "{prompt}" templates fit every format
+      if (!reference) ++seen.no_reference;
+    }
     PromptRecord record;
-    record.prompt = row[options.prompt_field].get<std::string>();
+    record.prompt = row[prompt_field].get<std::string>();
     record.row = std::move(row);
     record.line = line;
     dataset.records_.push_back(std::move(record));

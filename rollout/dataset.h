@@ -11,10 +11,22 @@
 
 namespace cohort::rollout {
 
+// How a row is read (data.format):
+//   jsonl   any object with a string prompt_field
+//   gsm8k   GSM8K's rows: `question` (the prompt) and `answer` (worked solution ending "#### N")
+//   math    MATH's rows: `problem` (the prompt) and `solution` (containing \boxed{ANSWER})
+// gsm8k and math rows get a `prompt` field (the question or problem, unless the row has one) and a
+// `reference` field, the final answer taken from the solution
+// (reward::gsm8k_reference, reward::math_reference), for math_verify's answer_field; a row
+// whose answer cannot be taken keeps `reference: null` (math_verify gives it no score,
+// counted) and is counted in DatasetLoadReport::no_reference.
+enum class TaskFormat { jsonl, gsm8k, math };
+
 struct DatasetOptions {
   std::string path;                     // JSONL, one object per line; blank lines ignored
-  std::string prompt_field = "prompt";  // required string field
+  std::string prompt_field = "prompt";  // required string field (jsonl; gsm8k and math name their own)
   bool skip_malformed = true;           // false: the first malformed line is fatal
+  TaskFormat format = TaskFormat::jsonl;
 };
 
 struct PromptRecord {
@@ -28,6 +40,7 @@ struct PromptRecord {
 struct DatasetLoadReport {
   static constexpr size_t kMaxErrors = 5;
   int64_t lines = 0, records = 0, skipped = 0;
+  int64_t no_reference = 0;               // gsm8k / math rows whose final answer could not be taken
   std::vector<std::string> first_errors;  // up to kMaxErrors messages "FILE:LINE: reason"
 };
 

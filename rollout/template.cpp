@@ -5,6 +5,18 @@
 
 namespace cohort::rollout {
 
+std::string_view resolve_prompt_template(std::string_view name_or_pattern) {
+  if (name_or_pattern == "r1-zero")
+    return "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
+           "assistant first thinks about the reasoning process in the mind and then provides the user with the "
+           "answer. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> "
+           "tags, respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>. "
+           "User: {prompt}. Assistant:";
+  if (name_or_pattern == "step-by-step-boxed")
+    return "{prompt}\nPlease reason step by step, and put your final answer within \\boxed{{}}.";
+  return name_or_pattern;
+}
+
 std::string fill_template(std::string_view tmpl, const nlohmann::json& row) {
   std::string out;
   out.reserve(tmpl.size());

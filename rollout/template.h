@@ -17,6 +17,14 @@ namespace cohort::rollout {
 // "{}", a "{" inside a placeholder or a lone "}".
 std::string fill_template(std::string_view tmpl, const nlohmann::json& row);
 
+// data.prompt_template may name a built-in template instead of giving a pattern:
+//   r1-zero             DeepSeek-R1-Zero's (DeepSeek-R1 paper, table 1): the assistant reasons inside
+//                       <think> </think> and answers inside <answer> </answer>, "User: {prompt}. Assistant:"
+//   step-by-step-boxed  "{prompt}\nPlease reason step by step, and put your final answer within \boxed{}."
+//                       (DeepSeek-R1's usage recommendation; the chat variant, for rollout.chat)
+// Any other text is returned as it is.
+std::string_view resolve_prompt_template(std::string_view name_or_pattern);
+
 // Simple chat layout for the byte tokenizer (its special-token names become ids when the
 // caller encodes with parse_special=true):
 // "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"

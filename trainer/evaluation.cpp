@@ -23,8 +23,10 @@ std::vector<reward::RewardSet::Result> score_all(const reward::RewardSet& reward
   return out;
 }
 
-EvalResult evaluate(Transformer& model, const Settings& s, const Tokenizer& tok, const rollout::PromptDataset& test,
-                    const reward::RewardSet& rewards) {
+EvalResult evaluate(Transformer& model, const Settings& s, const Common& c) {
+  const rollout::PromptDataset& test = *c.test;
+  const reward::RewardSet& rewards = *c.rewards;
+  const Tokenizer& tok = c.tokenizer;
   EvalResult r;
   int64_t n = s.train.eval_prompts > 0 ? std::min(s.train.eval_prompts, test.size()) : test.size();
   std::vector<rollout::GenerationRequest> requests((size_t)n);
@@ -32,8 +34,9 @@ EvalResult evaluate(Transformer& model, const Settings& s, const Tokenizer& tok,
   std::vector<std::string> prompts((size_t)n);
   for (int64_t i = 0; i < n; ++i) {
     records[i] = &test[i];
-    prompts[i] = rollout::fill_template(s.data.prompt_template, test[i].row);
-    requests[i].prompt = tok.encode(prompts[i], true);
+    Prompt prompt = make_prompt(s, c, test[i].row);
+    prompts[i] = std::move(prompt.text);
+    requests[i].prompt = std::move(prompt.ids);
     requests[i].max_new_tokens = s.rollout.max_new_tokens;
     requests[i].sampling.temperature = 0.f;  // greedy
   }
@@ -72,7 +75,7 @@ RunSummary evaluate_before_training(Transformer& model, const Settings& s, const
   RunSummary summary;
   summary.run_dir = dir.path.string();
   if (!c.test) return summary;
-  EvalResult e = evaluate(model, s, c.tokenizer, *c.test, *c.rewards);
+  EvalResult e = evaluate(model, s, c);
   log_eval(log, "before training", e);
   summary.accuracy_before = e.accuracy, summary.reward_before = e.reward_mean;
   dir.write_metrics({{"step", 0},
@@ -85,7 +88,7 @@ RunSummary evaluate_before_training(Transformer& model, const Settings& s, const
 std::optional<EvalResult> evaluate_at_step(Transformer& model, const Settings& s, const Common& c, int64_t step,
                                            int64_t steps, nlohmann::json& m, RunSummary& summary) {
   if (!c.test || !(step == steps || (s.train.eval_every > 0 && step % s.train.eval_every == 0))) return std::nullopt;
-  EvalResult e = evaluate(model, s, c.tokenizer, *c.test, *c.rewards);
+  EvalResult e = evaluate(model, s, c);
   m["eval/accuracy"] = e.accuracy;
   m["eval/reward"] = e.reward_mean;
   m["eval/completion_length"] = e.completion_tokens_mean;

@@ -26,9 +26,8 @@ std::vector<reward::RewardSet::Result> score_all(const reward::RewardSet& reward
                                                  const std::vector<std::string>& prompts,
                                                  const std::vector<rollout::Completion>& completions);
 
-// Greedy completions of the first train.eval_prompts test prompts, scored.
-EvalResult evaluate(Transformer& model, const Settings& s, const Tokenizer& tok, const rollout::PromptDataset& test,
-                    const reward::RewardSet& rewards);
+// Greedy completions of the first train.eval_prompts of c.test's prompts, scored by c.rewards.
+EvalResult evaluate(Transformer& model, const Settings& s, const Common& c);
 
 void log_eval(std::ostream& log, const char* when, const EvalResult& e);
 // The step-0 evaluation a run starts with; it seeds the summary.

@@ -187,8 +187,9 @@ StepRollout rollout_step(const Settings& s, const Common& c, rollout::Generation
     std::vector<std::string> prompts;
     for (int64_t g = w; g < want; g += W) {
       proto::ScoredGroup& group = mine.emplace_back();
-      std::string text = rollout::fill_template(s.data.prompt_template, train[indices[g]].row);
-      std::vector<int32_t> ids = c.tokenizer.encode(text, true);
+      Prompt prompt = make_prompt(s, c, train[indices[g]].row);
+      const std::string& text = prompt.text;
+      const std::vector<int32_t>& ids = prompt.ids;
       group.set_group_index(g);
       group.set_prompt_index(indices[g]);
       group.set_prompt(text);
@@ -334,7 +335,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
   if (t.rank == 0) dir = std::make_unique<RunDirectory>(s, yaml, resumed ? resumed->state.step : -1);
   Common c = setup(s, log);
   Transformer& model = *c.model;
-  rollout::PromptDataset train = load_train_prompts(s, log);
+  rollout::PromptDataset train = load_prompts(s, s.data.train, "training", log);
   rollout::DataCursor cursor(train.size(), stream_seed((uint64_t)s.run.seed, Stream::data_order));
   const int64_t steps = s.train.steps;
   std::unique_ptr<Learner> learner;

@@ -39,7 +39,7 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
   std::vector<Sample> all(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     nlohmann::json row = {{s.data.prompt_field, records[i].prompt}};
-    all[i].prompt = encode_prompt(s, c.tokenizer, row);
+    all[i].prompt = make_prompt(s, c, row).ids;
     all[i].completion = c.tokenizer.encode(records[i].response);
     all[i].completion.push_back(c.tokenizer.eos_id());
   }
@@ -105,7 +105,7 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
 EvalResult run_eval(const Settings& s, std::ostream& log) {
   validate_settings(s, RunKind::eval);
   Common c = setup(s, log);
-  return evaluate(*c.model, s, c.tokenizer, *c.test, *c.rewards);
+  return evaluate(*c.model, s, c);
 }
 
 }  // namespace cohort::trainer

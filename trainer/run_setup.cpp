@@ -50,8 +50,11 @@ std::unique_ptr<Transformer> make_model(const Settings& s, const Tokenizer& tok,
 
 }  // namespace
 
-std::vector<int32_t> encode_prompt(const Settings& s, const Tokenizer& tok, const nlohmann::json& row) {
-  return tok.encode(rollout::fill_template(s.data.prompt_template, row), /*add_bos=*/true);
+Prompt make_prompt(const Settings& s, const Common& c, const nlohmann::json& row) {
+  Prompt p;
+  p.text = rollout::fill_template(rollout::resolve_prompt_template(s.data.prompt_template), row);
+  p.ids = c.tokenizer.encode(p.text, /*add_bos=*/true);
+  return p;
 }
 
 rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok) {
@@ -74,25 +77,22 @@ Common setup(const Settings& s, std::ostream& log) {
   c.model = make_model(s, c.tokenizer, log);
   c.model->set_logit_temperature(s.rollout.temperature > 0 ? s.rollout.temperature : 1.0);
   c.rewards = std::make_unique<reward::RewardSet>(s.rewards);
-  if (!s.data.test.empty()) {
-    rollout::DatasetOptions o;
-    o.path = s.data.test, o.prompt_field = s.data.prompt_field, o.skip_malformed = s.data.skip_malformed;
-    rollout::DatasetLoadReport report;
-    c.test = std::make_unique<rollout::PromptDataset>(rollout::PromptDataset::load_jsonl(o, &report));
-    log << "data: " << c.test->size() << " test prompts from " << s.data.test
-        << (report.skipped ? " (" + std::to_string(report.skipped) + " malformed lines skipped)" : "") << "\n";
-  }
+  if (!s.data.test.empty())
+    c.test = std::make_unique<rollout::PromptDataset>(load_prompts(s, s.data.test, "test", log));
   return c;
 }
 
-rollout::PromptDataset load_train_prompts(const Settings& s, std::ostream& log) {
+rollout::PromptDataset load_prompts(const Settings& s, const std::string& path, const char* what, std::ostream& log) {
   rollout::DatasetOptions o;
-  o.path = s.data.train, o.prompt_field = s.data.prompt_field, o.skip_malformed = s.data.skip_malformed;
+  o.path = path, o.prompt_field = s.data.prompt_field, o.skip_malformed = s.data.skip_malformed;
+  o.format = s.data.format;
   rollout::DatasetLoadReport report;
-  rollout::PromptDataset train = rollout::PromptDataset::load_jsonl(o, &report);
-  log << "data: " << train.size() << " training prompts from " << s.data.train
-      << (report.skipped ? " (" + std::to_string(report.skipped) + " malformed lines skipped)" : "") << "\n";
-  return train;
+  rollout::PromptDataset prompts = rollout::PromptDataset::load_jsonl(o, &report);
+  log << "data: " << prompts.size() << " " << what << " prompts from " << path
+      << (report.skipped ? " (" + std::to_string(report.skipped) + " malformed lines skipped)" : "")
+      << (report.no_reference ? " (" + std::to_string(report.no_reference) + " without a final answer to score)" : "")
+      << "\n";
+  return prompts;
 }
 
 }  // namespace cohort::trainer::detail

@@ -44,10 +44,17 @@ struct Common {
 // data.test. The thread count was chosen by the caller (launch/main.cpp).
 Common setup(const Settings& s, std::ostream& log);
 
-std::vector<int32_t> encode_prompt(const Settings& s, const Tokenizer& tok, const nlohmann::json& row);
+// The text the model is given for a dataset row (data.prompt_template, a built-in's name resolved, filled
+// from the row) and its token ids.
+struct Prompt {
+  std::string text;
+  std::vector<int32_t> ids;
+};
+Prompt make_prompt(const Settings& s, const Common& c, const nlohmann::json& row);
 rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok);
 // The reward function whose score of 1 counts as correct (train.accuracy_reward, else the first).
 int64_t accuracy_index(const Settings& s, const reward::RewardSet& rewards);
-rollout::PromptDataset load_train_prompts(const Settings& s, std::ostream& log);
+// The prompts of a data file (data.train or data.test, `what` names it in the log line) in data.format.
+rollout::PromptDataset load_prompts(const Settings& s, const std::string& path, const char* what, std::ostream& log);
 
 }  // namespace cohort::trainer::detail

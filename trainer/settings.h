@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/transformer.h"
+#include "rollout/dataset.h"
 #include "rollout/sampler.h"
 #include "trainer/advantages.h"
 #include "trainer/grpo_loss.h"
@@ -33,8 +34,9 @@ struct DataSettings {
   std::string test;   // JSONL held-out prompts for eval (optional)
   std::string prompt_field = "prompt";
   std::string response_field = "response";
-  std::string prompt_template = "{prompt}";  // {field} placeholders over the row
+  std::string prompt_template = "{prompt}";  // {field} placeholders over the row, or a built-in's name
   bool skip_malformed = true;
+  rollout::TaskFormat format = rollout::TaskFormat::jsonl;
 };
 
 struct RolloutSettings {
@@ -47,6 +49,7 @@ struct RolloutSettings {
   double min_p = 0.0;
   std::vector<std::string> stop_strings;
   int64_t max_batch = 64;  // sequences decoding at once
+  bool chat = false;       // prompts go through the model's chat template as a user message
 
   rollout::SamplingParams sampling() const {
     rollout::SamplingParams p;

@@ -364,5 +364,39 @@ TEST(Cursor, BadArgumentsAreErrors) {
   expect_error([&] { cursor.next(-1); }, {"cannot draw -1"});
 }
 
+TEST_F(Dataset, Gsm8kRowsGiveTheQuestionAndTheFinalAnswer) {
+  const std::string path =
+      write("gsm8k.jsonl",
+            "{\"question\": \"Ann has 3 apples...\", \"answer\": \"3 + 4 = <<3+4=7>>7\\n#### 7\"}\n"
+            "{\"question\": \"Big?\", \"answer\": \"... so 1,234 in all.\\n#### 1,234\"}\n"
+            "{\"question\": \"No answer line\", \"answer\": \"just prose\"}\n"
+            "{\"question\": \"no answer field\"}\n");
+  DatasetLoadReport report;
+  PromptDataset d = PromptDataset::load_jsonl({.path = path, .format = TaskFormat::gsm8k}, &report);
+  ASSERT_EQ(d.size(), 3);
+  EXPECT_EQ(d[0].prompt, "Ann has 3 apples...");
+  EXPECT_EQ(d[0].row["prompt"], "Ann has 3 apples...") << "so {prompt} templates fit every format";
+  EXPECT_EQ(d[0].row["reference"], "7");
+  EXPECT_TRUE(d[1].row["reference"].is_string());
+  EXPECT_TRUE(d[2].row["reference"].is_null()) << "an answer that cannot be taken is kept as null, to be unscored";
+  EXPECT_EQ(report.no_reference, 1);
+  EXPECT_EQ(report.skipped, 1);
+  EXPECT_EQ(report.first_errors[0], path + ":4: missing field \"answer\"");
+}
+
+TEST_F(Dataset, MathRowsGiveTheProblemAndTheLastBoxedAnswer) {
+  const std::string path = write(
+      "math.jsonl",
+      "{\"problem\": \"Half of one?\", \"solution\": \"First $\\\\boxed{2}$, no: $\\\\boxed{\\\\frac{1}{2}}$.\"}\n"
+      "{\"problem\": \"Unboxed\", \"solution\": \"The answer is 5.\"}\n");
+  DatasetLoadReport report;
+  PromptDataset d = PromptDataset::load_jsonl({.path = path, .format = TaskFormat::math}, &report);
+  ASSERT_EQ(d.size(), 2);
+  EXPECT_EQ(d[0].prompt, "Half of one?");
+  EXPECT_EQ(d[0].row["reference"], "\\frac{1}{2}");
+  EXPECT_TRUE(d[1].row["reference"].is_null());
+  EXPECT_EQ(report.no_reference, 1);
+}
+
 }  // namespace
 }  // namespace cohort::rollout

@@ -108,5 +108,16 @@ TEST(Template, ChatLayoutTokenizesToTurnMarkers) {
   EXPECT_EQ(ids, want);
 }
 
+TEST(Template, BuiltInTemplatesByName) {
+  const nlohmann::json row = {{"prompt", "What is 2+3?"}};
+  const std::string r1 = fill_template(resolve_prompt_template("r1-zero"), row);
+  EXPECT_EQ(r1.find("A conversation between User and Assistant."), 0u);
+  EXPECT_NE(r1.find("<think> reasoning process here </think> <answer> answer here </answer>"), std::string::npos);
+  EXPECT_EQ(r1.substr(r1.size() - 30), "User: What is 2+3?. Assistant:");
+  EXPECT_EQ(fill_template(resolve_prompt_template("step-by-step-boxed"), row),
+            "What is 2+3?\nPlease reason step by step, and put your final answer within \\boxed{}.");
+  EXPECT_EQ(resolve_prompt_template("Q: {prompt}"), "Q: {prompt}") << "anything else is a pattern";
+}
+
 }  // namespace
 }  // namespace cohort::rollout
