@@ -18,6 +18,9 @@ class Tokenizer {
   virtual int32_t bos_id() const = 0;
   virtual int32_t eos_id() const = 0;
   virtual int32_t pad_id() const = 0;
+  // Every id that ends a generation (a chat model may have several, e.g. Llama 3's <|eot_id|> and
+  // <|end_of_text|>); eos_id() first.
+  virtual std::vector<int32_t> eos_ids() const { return {eos_id()}; }
   // parse_special: turn special-token names in text into their ids (trusted templates
   // only; user and model text must never forge a turn boundary).
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos = false,
