@@ -1,10 +1,25 @@
 // Named model sizes and config validation.
 #include "model/config.h"
 
+#include <cmath>
+
+#include "kernels/cpu/rope.h"
 #include "kernels/error.h"
 #include "model/byte_tokenizer.h"
 
 namespace cohort {
+
+const char* rope_scaling_name(RopeScaling::Type type) {
+  switch (type) {
+    case RopeScaling::Type::none:
+      return "default";
+    case RopeScaling::Type::linear:
+      return "linear";
+    case RopeScaling::Type::llama3:
+      return "llama3";
+  }
+  return "unknown";
+}
 
 std::vector<std::string> model_size_names() {
   return {"tiny", "small", "bench-124m"};
@@ -55,15 +70,48 @@ void validate(const ModelConfig& c) {
   COHORT_REQUIRE(c.rope_theta > 0, "model config '" << c.name << "': rope_theta must be positive");
   COHORT_REQUIRE(c.rms_eps > 0, "model config '" << c.name << "': rms_eps must be positive");
   COHORT_REQUIRE(c.vocab < (int64_t(1) << 31), "model config '" << c.name << "': vocab too large");
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type != RopeScaling::Type::none) {
+    const char* type = rope_scaling_name(s.type);
+    COHORT_REQUIRE(std::isfinite(s.factor) && s.factor > 0, "model config '" << c.name << "': rope scaling " << type
+                                                                             << " needs a positive factor, got "
+                                                                             << s.factor);
+  }
+  if (s.type == RopeScaling::Type::llama3) {
+    COHORT_REQUIRE(std::isfinite(s.low_freq_factor) && std::isfinite(s.high_freq_factor) && s.low_freq_factor > 0 &&
+                       s.high_freq_factor > s.low_freq_factor,
+                   "model config '" << c.name
+                                    << "': rope scaling llama3 needs 0 < low_freq_factor < high_freq_factor, got "
+                                    << s.low_freq_factor << " and " << s.high_freq_factor);
+    COHORT_REQUIRE(s.original_max_position_embeddings > 0,
+                   "model config '" << c.name
+                                    << "': rope scaling llama3 needs a positive original_max_position_embeddings, got "
+                                    << s.original_max_position_embeddings);
+  }
 }
 
 int64_t parameter_count(const ModelConfig& c) {
   int64_t C = c.hidden, hd = c.resolved_head_dim(), q = c.heads * hd, kv = c.kv_heads * hd;
   int64_t per_layer = 2 * C + q * C + 2 * kv * C + C * q + 3 * C * c.intermediate;
   if (c.qkv_bias) per_layer += q + 2 * kv;
+  if (c.qk_norm) per_layer += 2 * hd;
   int64_t total = c.vocab * C + c.layers * per_layer + C;
   if (!c.tie_embeddings) total += c.vocab * C;
   return total;
+}
+
+std::vector<double> rope_inverse_frequencies(const ModelConfig& c) {
+  const int64_t hd = c.resolved_head_dim();
+  std::vector<double> inv_freq((size_t)(hd / 2));
+  cpu::rope_frequencies(inv_freq.data(), hd, c.rope_theta);
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type == RopeScaling::Type::linear) {
+    for (double& f : inv_freq) f /= s.factor;  // angle = (pos / factor) * f
+  } else if (s.type == RopeScaling::Type::llama3) {
+    cpu::rope_scale_llama3(inv_freq.data(), (int64_t)inv_freq.size(), s.factor, s.low_freq_factor, s.high_freq_factor,
+                           (double)s.original_max_position_embeddings);
+  }
+  return inv_freq;
 }
 
 }  // namespace cohort

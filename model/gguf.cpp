@@ -1,6 +1,6 @@
 // Writing cohort's models as GGUF for llama.cpp and Ollama, and loading such files back
 // into a Transformer. The layout follows what llama.cpp's converter (convert_hf_to_gguf.py)
-// produces for Llama and Qwen2 checkpoints, so that llama.cpp computes what cohort does;
+// produces for Llama, Qwen2 and Qwen3 checkpoints, so that llama.cpp computes what cohort does;
 // the header parser and tensor decoding live in model/gguf_reader.cpp.
 #include "model/gguf.h"
 
@@ -164,10 +164,20 @@ void write_gguf(const Transformer& model, const ByteTokenizer& tokenizer, const 
                 const std::map<std::string, std::string>& extra_metadata) {
   const ModelConfig& c = model.config();
   const int64_t head_dim = c.resolved_head_dim();
-  // llama.cpp's qwen2 graph is the one with q/k/v biases and rotate-half ("NEOX") rotary;
-  // its llama graph rotates interleaved pairs, hence the row permutation below. (llama.cpp's
-  // qwen2 also assumes heads * head_dim == hidden; cohort's reader does not.)
-  const std::string arch = c.qkv_bias ? "qwen2" : "llama";
+  // llama.cpp's qwen2 graph is the one with q/k/v biases and rotate-half ("NEOX") rotary, its
+  // qwen3 graph the one with the q/k norm (attn_q_norm, attn_k_norm) and the same rotary; its
+  // llama graph rotates interleaved pairs, hence the row permutation below. (llama.cpp's qwen2
+  // also assumes heads * head_dim == hidden; cohort's reader does not.)
+  COHORT_REQUIRE(!(c.qkv_bias && c.qk_norm), "GGUF export of model '"
+                                                 << c.name << "': q/k/v biases together with the q/k norm match no "
+                                                 << "llama.cpp architecture (qwen2 has the biases, qwen3 the norm)");
+  const std::string arch = c.qk_norm ? "qwen3" : c.qkv_bias ? "qwen2" : "llama";
+  // llama.cpp takes Llama 3.1's scaling as a per-frequency tensor (rope_freqs.weight) that no
+  // cohort parameter holds; linear scaling is two metadata keys.
+  COHORT_REQUIRE(c.rope_scaling.type != RopeScaling::Type::llama3,
+                 "GGUF export of model '" << c.name << "': rope scaling llama3 is not supported in GGUF (llama.cpp "
+                                          << "wants a rope_freqs tensor cohort does not write); export it with "
+                                          << "--format hf instead");
   const bool permute_rotary = arch == "llama";
   const int32_t tokenizer_vocab = tokenizer.vocab_size();
   COHORT_REQUIRE(c.vocab >= tokenizer_vocab, "GGUF export of model '" << c.name << "': its vocab (" << c.vocab
@@ -188,6 +198,10 @@ void write_gguf(const Transformer& model, const ByteTokenizer& tokenizer, const 
   header.kv_f32(arch + ".attention.layer_norm_rms_epsilon", c.rms_eps);
   header.kv_f32(arch + ".rope.freq_base", c.rope_theta);
   header.kv_u32(arch + ".rope.dimension_count", (uint64_t)head_dim);  // cohort rotates the whole head
+  if (c.rope_scaling.type == RopeScaling::Type::linear) {
+    header.kv_string(arch + ".rope.scaling.type", "linear");
+    header.kv_f32(arch + ".rope.scaling.factor", c.rope_scaling.factor);
+  }
   if (head_dim * c.heads != c.hidden) {
     header.kv_u32(arch + ".attention.key_length", (uint64_t)head_dim);
     header.kv_u32(arch + ".attention.value_length", (uint64_t)head_dim);

@@ -99,12 +99,13 @@ struct GgufFile {
 };
 
 // Writes `model` and `tokenizer` as a GGUF v3 file that llama.cpp loads: architecture "llama"
-// (or "qwen2" when the model has q/k/v biases) with llama.cpp's metadata keys and tensor
-// names, 2-D weights in `dtype`, the tokenizer as a byte-level BPE vocabulary with no merges
-// (padded with unused placeholder tokens up to the model's vocab), and `extra_metadata` as
-// string values (a key that collides with one written here is an error). Written to
+// (or "qwen2" when the model has q/k/v biases, "qwen3" when it has the q/k norm) with llama.cpp's
+// metadata keys and tensor names (linear rope scaling as rope.scaling.type/factor), 2-D weights in `dtype`, the
+// tokenizer as a byte-level BPE vocabulary with no merges (padded with unused placeholder tokens up to the model's
+// vocab), and `extra_metadata` as string values (a key that collides with one written here is an error). Written to
 // path + ".tmp", fsynced and renamed into place. Throws cohort::Error on I/O failure, for a
-// model whose vocab is smaller than the tokenizer's, or for non-finite weights in q8_0.
+// model whose vocab is smaller than the tokenizer's, for non-finite weights in q8_0, for llama3
+// rope scaling (llama.cpp wants it as a rope_freqs tensor) and for q/k/v biases with the q/k norm.
 void write_gguf(const Transformer& model, const ByteTokenizer& tokenizer, const std::string& path, GgufDtype dtype,
                 const std::map<std::string, std::string>& extra_metadata = {});
 
@@ -140,11 +141,11 @@ class GgufReader {
   GgufFile file_;
 };
 
-// The ModelConfig a GGUF file describes, checked against its tensors: architecture llama or
-// qwen2, the hyperparameter keys (a missing one is named), and every tensor the model
-// needs present with the shape the config implies, and no other tensor. Reads no tensor
-// data; since every tensor has been checked against the file size, the model it describes
-// is no larger than the file justifies.
+// The ModelConfig a GGUF file describes, checked against its tensors: architecture llama,
+// qwen2 or qwen3 (the q/k norm), rope scaling none or linear, the hyperparameter keys (a missing one is named), and
+// every tensor the model needs present with the shape the config implies, and no other tensor. Reads no tensor data;
+// since every tensor has been checked against the file size, the model it describes is no larger than the file
+// justifies.
 ModelConfig gguf_model_config(const GgufFile& file);
 
 // Reads a GGUF file written by write_gguf or llama.cpp's converter (F32, F16, BF16, Q8_0

@@ -639,6 +639,8 @@ std::string gguf_tensor_name(const std::string& hf_name) {
       {"self_attn.v_proj.weight", "attn_v.weight"},
       {"self_attn.v_proj.bias", "attn_v.bias"},
       {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
       {"post_attention_layernorm.weight", "ffn_norm.weight"},
       {"mlp.gate_proj.weight", "ffn_gate.weight"},
       {"mlp.up_proj.weight", "ffn_up.weight"},
@@ -661,8 +663,9 @@ std::string gguf_tensor_name(const std::string& hf_name) {
 ModelConfig gguf_model_config(const GgufFile& file) {
   const std::string where = where_of(file.path);
   const std::string& arch = file.get_string("general.architecture");
-  COHORT_REQUIRE(arch == "llama" || arch == "qwen2",
-                 where << ": general.architecture '" << arch << "' is not supported (cohort loads llama and qwen2)");
+  COHORT_REQUIRE(
+      arch == "llama" || arch == "qwen2" || arch == "qwen3",
+      where << ": general.architecture '" << arch << "' is not supported (cohort loads llama, qwen2 and qwen3)");
   auto key = [&](const char* suffix) { return arch + "." + suffix; };
   auto has = [&](const char* suffix) { return file.find(key(suffix)) != nullptr; };
   auto dimension = [&](const char* suffix) {
@@ -713,9 +716,18 @@ ModelConfig gguf_model_config(const GgufFile& file) {
                          << " rotates part of each head; cohort rotates all " << head_dim << " dimensions");
   }
   if (has("rope.scaling.type")) {
+    // llama.cpp's linear scaling multiplies positions by 1 / rope.scaling.factor, as Hugging Face's
+    // linear rope_scaling does; its other types (yarn, longrope) cohort does not implement.
     const std::string& scaling = file.get_string(key("rope.scaling.type"));
-    COHORT_REQUIRE(scaling == "none", where << ": " << key("rope.scaling.type") << " '" << scaling
-                                            << "' is not supported (cohort's rotary embedding is unscaled)");
+    COHORT_REQUIRE(scaling == "none" || scaling == "linear",
+                   where << ": " << key("rope.scaling.type") << " '" << scaling
+                         << "' is not supported (cohort implements none and linear here)");
+    if (scaling == "linear") {
+      COHORT_REQUIRE(has("rope.scaling.factor"), where << ": " << key("rope.scaling.type") << " 'linear' needs "
+                                                       << key("rope.scaling.factor") << ", which is missing");
+      c.rope_scaling.type = RopeScaling::Type::linear;
+      c.rope_scaling.factor = positive_float("rope.scaling.factor");
+    }
   }
   COHORT_REQUIRE(c.max_seq_len * head_dim <= kMaxRotaryTableElements,
                  where << ": " << key("context_length") << " " << c.max_seq_len << " times head dim " << head_dim
@@ -738,6 +750,9 @@ ModelConfig gguf_model_config(const GgufFile& file) {
   }
   c.tie_embeddings = file.find_tensor("output.weight") == nullptr;
   c.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.qk_norm = arch == "qwen3";  // llama.cpp's qwen3 graph: q/k norm, no biases
+  COHORT_REQUIRE(!(c.qk_norm && c.qkv_bias),
+                 where << ": a qwen3 file with q/k/v biases (blk.0.attn_q.bias) is not supported (Qwen3 has none)");
   try {
     validate(c);
   } catch (const Error& e) {
@@ -746,7 +761,7 @@ ModelConfig gguf_model_config(const GgufFile& file) {
 
   // Every layer has at least 9 tensors: refuse a layer count the tensor list cannot back
   // before walking it.
-  const int64_t tensors_per_layer = c.qkv_bias ? 12 : 9;
+  const int64_t tensors_per_layer = c.qkv_bias ? 12 : c.qk_norm ? 11 : 9;
   COHORT_REQUIRE(c.layers <= (int64_t)file.tensors.size() / tensors_per_layer,
                  where << ": " << key("block_count") << " = " << c.layers << " needs at least "
                        << c.layers * tensors_per_layer << " tensors, but the file has " << file.tensors.size());
@@ -776,6 +791,10 @@ ModelConfig gguf_model_config(const GgufFile& file) {
       expect(p + "attn_v.bias", {kv_dim});
     }
     expect(p + "attn_output.weight", {q_dim, C});
+    if (c.qk_norm) {
+      expect(p + "attn_q_norm.weight", {(uint64_t)head_dim});
+      expect(p + "attn_k_norm.weight", {(uint64_t)head_dim});
+    }
     expect(p + "ffn_norm.weight", {C});
     expect(p + "ffn_gate.weight", {C, I});
     expect(p + "ffn_up.weight", {C, I});

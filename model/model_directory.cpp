@@ -1,9 +1,12 @@
 // Writing and reading a Hugging Face model directory.
 #include "model/model_directory.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "kernels/error.h"
 #include "model/atomic_file.h"
@@ -91,6 +94,74 @@ std::unique_ptr<Transformer> load_model_directory(const fs::path& dir) {
     load_safetensors(*model, (dir / "model.safetensors").string());
   }
   return model;
+}
+
+namespace {
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  COHORT_REQUIRE(in, "cannot open " << path.string() << ": " << std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    return nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    COHORT_REQUIRE(false, path.string() << " is not valid JSON (" << e.what() << ")");
+  }
+  return {};
+}
+
+// An id field: absent or null gives nothing; otherwise a non-negative integer below `vocab` (when
+// vocab > 0), or with allow_list a list of them.
+std::vector<int32_t> token_ids(const nlohmann::json& j, const fs::path& file, const char* key, int64_t vocab,
+                               bool allow_list) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  std::vector<const nlohmann::json*> values;
+  if (allow_list && it->is_array()) {
+    for (const auto& v : *it) values.push_back(&v);
+  } else {
+    values.push_back(&*it);
+  }
+  std::vector<int32_t> ids;
+  for (const nlohmann::json* v : values) {
+    COHORT_REQUIRE(v->is_number_integer() && v->get<int64_t>() >= 0 && v->get<int64_t>() <= INT32_MAX,
+                   file.string() << ": '" << key << "' must be a non-negative token id"
+                                 << (allow_list ? " or a list of them" : "") << ", got " << it->dump());
+    COHORT_REQUIRE(vocab <= 0 || v->get<int64_t>() < vocab, file.string() << ": '" << key << "' " << it->dump()
+                                                                          << " names an id at or past the "
+                                                                             "vocabulary size "
+                                                                          << vocab << " of config.json");
+    ids.push_back((int32_t)v->get<int64_t>());
+  }
+  return ids;
+}
+}  // namespace
+
+GenerationConfig read_generation_config(const fs::path& dir) {
+  const fs::path generation = dir / "generation_config.json", config = dir / "config.json";
+  int64_t vocab = 0;
+  nlohmann::json model_config;
+  if (fs::exists(config)) {
+    model_config = read_json_file(config);
+    auto v = model_config.find("vocab_size");
+    if (model_config.is_object() && v != model_config.end() && v->is_number_integer()) vocab = v->get<int64_t>();
+  }
+  GenerationConfig g;
+  nlohmann::json j;
+  if (fs::exists(generation)) {
+    j = read_json_file(generation), g.source = generation;
+  } else if (fs::exists(config)) {
+    j = model_config, g.source = config;
+  } else {
+    return g;
+  }
+  COHORT_REQUIRE(j.is_object(), g.source.string() << " must hold a JSON object, got " << j.type_name());
+  g.eos_token_ids = token_ids(j, g.source, "eos_token_id", vocab, true);
+  for (auto [key, out] : {std::pair{"bos_token_id", &g.bos_token_id}, std::pair{"pad_token_id", &g.pad_token_id}}) {
+    const std::vector<int32_t> ids = token_ids(j, g.source, key, vocab, false);
+    if (!ids.empty()) *out = ids[0];
+  }
+  return g;
 }
 
 }  // namespace cohort

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "model/byte_tokenizer.h"
 #include "model/safetensors.h"
@@ -25,6 +27,22 @@ void save_model_directory(const Transformer& model, const ByteTokenizer& tokeniz
 
 // config.json through read_hf_config, then the weights: model.safetensors.index.json and its shards
 // when the index exists (load_safetensors_sharded), otherwise model.safetensors; errors name the file.
+// F32, BF16 and F16 tensors are converted one by one, in bounded chunks, into the model's fp32
+// weights, so the peak memory is one fp32 copy of the weights (the model allocates no gradients
+// until it trains; bench/bench_model_load.cpp measures it).
 std::unique_ptr<Transformer> load_model_directory(const std::filesystem::path& dir);
+
+// The special token ids of a model directory, as transformers' GenerationConfig reads them: from
+// generation_config.json, or where that file is absent from config.json. eos_token_id may be one id
+// or a list (Llama 3 and Qwen2.5 stop on any of several); generation should stop on any of them.
+struct GenerationConfig {
+  std::vector<int32_t> eos_token_ids;  // empty when neither file names one
+  std::optional<int32_t> bos_token_id, pad_token_id;
+  std::filesystem::path source;  // the file the ids came from; empty when neither exists
+};
+
+// Throws cohort::Error naming the file and the key for invalid JSON, or an id that is not a
+// non-negative integer (or list of them), or one at or past config.json's vocab_size.
+GenerationConfig read_generation_config(const std::filesystem::path& dir);
 
 }  // namespace cohort

@@ -1,8 +1,12 @@
 // The decoder's forward, backward and KV-cache decoding, composed from kernels/cpu ops.
 // Layer l computes, with x its input (N, C):
-//   h = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1))), n1 = rmsnorm(x)
-//   y = h + down_proj(silu(gate_proj(n2)) * up_proj(n2)),                      n2 = rmsnorm(h)
+//   h = x + o_proj(attention(rope(qn(q_proj(n1))), rope(kn(k_proj(n1))), v_proj(n1))), n1 = rmsnorm(x)
+//   y = h + down_proj(silu(gate_proj(n2)) * up_proj(n2)),                              n2 = rmsnorm(h)
 // and the head gives logprobs of rmsnorm(y_last) through lm_head (or the tied embedding).
+// qn and kn are Qwen3's q/k norm (qk_norm): an RMSNorm over each head's head_dim channels, with
+// one weight (head_dim) shared by all heads, i.e. cpu::rmsnorm over rows of (N * heads, head_dim);
+// without qk_norm they are the identity. rope reads tables built once from rope_theta and
+// rope_scaling (model/config.h), the same tables in training, prefill and decode.
 #include "model/transformer.h"
 
 #include <algorithm>
@@ -77,6 +81,8 @@ std::vector<ParameterInfo> parameter_layout(const ModelConfig& config) {
     add(p + "self_attn.v_proj.weight", {kv_dim, C});
     if (config.qkv_bias) add(p + "self_attn.v_proj.bias", {kv_dim});
     add(p + "self_attn.o_proj.weight", {C, q_dim});
+    if (config.qk_norm) add(p + "self_attn.q_norm.weight", {hd});
+    if (config.qk_norm) add(p + "self_attn.k_norm.weight", {hd});
     add(p + "post_attention_layernorm.weight", {C});
     add(p + "mlp.gate_proj.weight", {I, C});
     add(p + "mlp.up_proj.weight", {I, C});
@@ -100,10 +106,16 @@ TransformerT<T>::TransformerT(const ModelConfig& config) : config_(config) {
   head_offset_ = config_.tie_embeddings ? embed_offset_ : offset_of("lm_head.weight");
   int64_t total = params_.back().offset + params_.back().numel;
   weights_.assign((size_t)total, T(0));
-  grads_.assign((size_t)total, T(0));
   rope_cos_.resize((size_t)(config_.max_seq_len * head_dim_ / 2));
   rope_sin_.resize(rope_cos_.size());
-  rope_tables(rope_cos_.data(), rope_sin_.data(), config_.max_seq_len, head_dim_, config_.rope_theta);
+  const std::vector<double> inv_freq = rope_inverse_frequencies(config_);
+  rope_tables(rope_cos_.data(), rope_sin_.data(), config_.max_seq_len, head_dim_, inv_freq.data());
+}
+
+template <typename T>
+std::vector<T>& TransformerT<T>::grads() {
+  if (grads_.size() != weights_.size()) grads_.assign(weights_.size(), T(0));
+  return grads_;
 }
 
 template <typename T>
@@ -118,7 +130,8 @@ void TransformerT<T>::init_random(uint64_t seed) {
   Rng rng(seed);
   for (const auto& p : params_) {
     T* w = weights_.data() + p.offset;
-    bool is_norm = p.name.ends_with("layernorm.weight") || p.name == "model.norm.weight";
+    bool is_norm =
+        p.name.ends_with("layernorm.weight") || p.name.ends_with("_norm.weight") || p.name == "model.norm.weight";
     bool is_bias = p.name.ends_with(".bias");
     for (int64_t i = 0; i < p.numel; ++i) w[i] = is_norm ? T(1) : is_bias ? T(0) : (T)(0.02 * rng.normal());
   }
@@ -126,7 +139,8 @@ void TransformerT<T>::init_random(uint64_t seed) {
 
 template <typename T>
 void TransformerT<T>::zero_grad() {
-  std::fill(grads_.begin(), grads_.end(), T(0));
+  std::vector<T>& g = grads();
+  std::fill(g.begin(), g.end(), T(0));
 }
 
 template <typename T>
@@ -148,7 +162,7 @@ typename TransformerT<T>::Layer TransformerT<T>::layer(int64_t l) const {
   const T* p = weights_.data() + layer_offsets_[l];
   const int64_t C = config_.hidden, I = config_.intermediate;
   const int64_t q_dim = config_.heads * head_dim_, kv_dim = config_.kv_heads * head_dim_;
-  const bool bias = config_.qkv_bias;
+  const bool bias = config_.qkv_bias, qk = config_.qk_norm;
   Layer L;
   L.attn_norm = p, p += C;
   L.wq = p, p += q_dim * C;
@@ -158,6 +172,8 @@ typename TransformerT<T>::Layer TransformerT<T>::layer(int64_t l) const {
   L.wv = p, p += kv_dim * C;
   L.bv = bias ? p : nullptr, p += bias ? kv_dim : 0;
   L.wo = p, p += C * q_dim;
+  L.q_norm = qk ? p : nullptr, p += qk ? head_dim_ : 0;
+  L.k_norm = qk ? p : nullptr, p += qk ? head_dim_ : 0;
   L.mlp_norm = p, p += C;
   L.w_gate = p, p += I * C;
   L.w_up = p, p += I * C;
@@ -168,9 +184,10 @@ typename TransformerT<T>::Layer TransformerT<T>::layer(int64_t l) const {
 template <typename T>
 typename TransformerT<T>::LayerGrad TransformerT<T>::layer_grad(int64_t l) {
   Layer w = layer(l);
-  auto g = [&](const T* p) { return p ? grads_.data() + (p - weights_.data()) : nullptr; };
-  return LayerGrad{g(w.attn_norm), g(w.wq), g(w.bq),       g(w.wk),     g(w.bk),   g(w.wv),
-                   g(w.bv),        g(w.wo), g(w.mlp_norm), g(w.w_gate), g(w.w_up), g(w.w_down)};
+  T* base = grads().data();
+  auto g = [&](const T* p) { return p ? base + (p - weights_.data()) : nullptr; };
+  return LayerGrad{g(w.attn_norm), g(w.wq),     g(w.bq),     g(w.wk),       g(w.bk),     g(w.wv),   g(w.bv),
+                   g(w.wo),        g(w.q_norm), g(w.k_norm), g(w.mlp_norm), g(w.w_gate), g(w.w_up), g(w.w_down)};
 }
 
 template <typename T>
@@ -225,6 +242,7 @@ void TransformerT<T>::forward(const int32_t* tokens, const int32_t* lengths, con
   const int64_t C = config_.hidden, I = config_.intermediate, H = config_.heads, KVH = config_.kv_heads;
   const int64_t hd = head_dim_, q_dim = H * hd, kv_dim = KVH * hd, N = B * Tlen;
   const T eps = (T)config_.rms_eps;
+  const bool qk = config_.qk_norm;
   B_ = B, T_ = Tlen;
   tokens_.assign(tokens, tokens + N);
   lengths_.assign(lengths, lengths + B);
@@ -247,10 +265,16 @@ void TransformerT<T>::forward(const int32_t* tokens, const int32_t* lengths, con
     a.ln1.resize(N * C), a.rstd1.resize(N), a.q.resize(N * q_dim), a.k.resize(N * kv_dim);
     a.v.resize(N * kv_dim), a.att.resize(N * q_dim), a.lse.resize(B * H * Tlen), a.mid.resize(N * C);
     a.ln2.resize(N * C), a.rstd2.resize(N), a.gate.resize(N * I), a.up.resize(N * I), a.act.resize(N * I);
+    a.q_raw.resize(qk ? N * q_dim : 0), a.k_raw.resize(qk ? N * kv_dim : 0);
+    a.rstd_q.resize(qk ? N * H : 0), a.rstd_k.resize(qk ? N * KVH : 0);
     rmsnorm_forward(a.ln1.data(), a.rstd1.data(), a.input.data(), w.attn_norm, N, C, eps);
-    linear(a.q.data(), a.ln1.data(), w.wq, w.bq, N, C, q_dim);
-    linear(a.k.data(), a.ln1.data(), w.wk, w.bk, N, C, kv_dim);
+    linear(qk ? a.q_raw.data() : a.q.data(), a.ln1.data(), w.wq, w.bq, N, C, q_dim);
+    linear(qk ? a.k_raw.data() : a.k.data(), a.ln1.data(), w.wk, w.bk, N, C, kv_dim);
     linear(a.v.data(), a.ln1.data(), w.wv, w.bv, N, C, kv_dim);
+    if (qk) {
+      rmsnorm_forward(a.q.data(), a.rstd_q.data(), a.q_raw.data(), w.q_norm, N * H, hd, eps);
+      rmsnorm_forward(a.k.data(), a.rstd_k.data(), a.k_raw.data(), w.k_norm, N * KVH, hd, eps);
+    }
     rope_forward(a.q.data(), positions_.data(), rope_cos_.data(), rope_sin_.data(), N, H, hd);
     rope_forward(a.k.data(), positions_.data(), rope_cos_.data(), rope_sin_.data(), N, KVH, hd);
     attention_forward(a.att.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(), lengths_.data(), B, Tlen, H, KVH,
@@ -283,7 +307,8 @@ void TransformerT<T>::backward(const T* dlogprob, const T* dentropy) {
   GovernedCall governed(backward_governor_, (double)(B_ * T_));
   const int64_t C = config_.hidden, I = config_.intermediate, H = config_.heads, KVH = config_.kv_heads;
   const int64_t hd = head_dim_, q_dim = H * hd, kv_dim = KVH * hd, N = B_ * T_;
-  T* g = grads_.data();
+  const bool qk = config_.qk_norm;
+  T* g = grads().data();
 
   auto zeroed = [](std::vector<T>& v, int64_t n) -> std::vector<T>& {
     v.assign((size_t)n, T(0));
@@ -310,9 +335,12 @@ void TransformerT<T>::backward(const T* dlogprob, const T* dentropy) {
   std::vector<T>& dq = dq_;
   std::vector<T>& dk = dk_;
   std::vector<T>& dv = dv_;
+  std::vector<T>& dq_raw = dq_raw_;
+  std::vector<T>& dk_raw = dk_raw_;
   auto zero = [](std::vector<T>& v) { std::fill(v.begin(), v.end(), T(0)); };
   dact.resize(N * I), dgate.resize(N * I), dup.resize(N * I), dln.resize(N * C);
   datt.resize(N * q_dim), dq.resize(N * q_dim), dk.resize(N * kv_dim), dv.resize(N * kv_dim);
+  dq_raw.resize(qk ? N * q_dim : 0), dk_raw.resize(qk ? N * kv_dim : 0);
   for (int64_t l = config_.layers - 1; l >= 0; --l) {
     Layer w = layer(l);
     LayerGrad gw = layer_grad(l);
@@ -331,8 +359,14 @@ void TransformerT<T>::backward(const T* dlogprob, const T* dentropy) {
                        lengths_.data(), B_, T_, H, KVH, hd);
     rope_backward(dq.data(), positions_.data(), rope_cos_.data(), rope_sin_.data(), N, H, hd);
     rope_backward(dk.data(), positions_.data(), rope_cos_.data(), rope_sin_.data(), N, KVH, hd);
-    linear_back(dln.data(), gw.wq, gw.bq, dq.data(), a.ln1.data(), w.wq, N, C, q_dim);
-    linear_back(dln.data(), gw.wk, gw.bk, dk.data(), a.ln1.data(), w.wk, N, C, kv_dim);
+    if (qk) {
+      // dq, dk are the gradients w.r.t. the normed heads; carry them through the q/k norm.
+      zero(dq_raw), zero(dk_raw);
+      rmsnorm_backward(dq_raw.data(), gw.q_norm, dq.data(), a.q_raw.data(), w.q_norm, a.rstd_q.data(), N * H, hd);
+      rmsnorm_backward(dk_raw.data(), gw.k_norm, dk.data(), a.k_raw.data(), w.k_norm, a.rstd_k.data(), N * KVH, hd);
+    }
+    linear_back(dln.data(), gw.wq, gw.bq, qk ? dq_raw.data() : dq.data(), a.ln1.data(), w.wq, N, C, q_dim);
+    linear_back(dln.data(), gw.wk, gw.bk, qk ? dk_raw.data() : dk.data(), a.ln1.data(), w.wk, N, C, kv_dim);
     linear_back(dln.data(), gw.wv, gw.bv, dv.data(), a.ln1.data(), w.wv, N, C, kv_dim);
     rmsnorm_backward(dx.data(), gw.attn_norm, dln.data(), a.input.data(), w.attn_norm, a.rstd1.data(), N, C);
   }
@@ -369,6 +403,7 @@ void TransformerT<T>::decode(KVCacheT<T>& cache, const int32_t* tokens, const in
   const int64_t hd = head_dim_, q_dim = H * hd, kv_dim = KVH * hd, N = B * Tn, V = config_.vocab;
   const int64_t max_T = cache.max_tokens();
   const T eps = (T)config_.rms_eps;
+  const bool qk = config_.qk_norm;
   std::vector<int32_t> positions((size_t)N), safe_tokens((size_t)N, 0);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < Tn; ++t) {
@@ -378,13 +413,19 @@ void TransformerT<T>::decode(KVCacheT<T>& cache, const int32_t* tokens, const in
   std::vector<T> x((size_t)(N * C)), ln((size_t)(N * C)), rstd((size_t)N), q((size_t)(N * q_dim));
   std::vector<T> k((size_t)(N * kv_dim)), v((size_t)(N * kv_dim)), att((size_t)(N * q_dim));
   std::vector<T> mid((size_t)(N * C)), gate((size_t)(N * I)), up((size_t)(N * I)), act((size_t)(N * I));
+  std::vector<T> q_raw((size_t)(qk ? N * q_dim : 0)), k_raw((size_t)(qk ? N * kv_dim : 0));
+  std::vector<T> rstd_q((size_t)(qk ? N * H : 0)), rstd_k((size_t)(qk ? N * KVH : 0));
   embedding_forward(x.data(), safe_tokens.data(), weights_.data() + embed_offset_, N, C);
   for (int64_t l = 0; l < config_.layers; ++l) {
     Layer w = layer(l);
     rmsnorm_forward(ln.data(), rstd.data(), x.data(), w.attn_norm, N, C, eps);
-    linear(q.data(), ln.data(), w.wq, w.bq, N, C, q_dim);
-    linear(k.data(), ln.data(), w.wk, w.bk, N, C, kv_dim);
+    linear(qk ? q_raw.data() : q.data(), ln.data(), w.wq, w.bq, N, C, q_dim);
+    linear(qk ? k_raw.data() : k.data(), ln.data(), w.wk, w.bk, N, C, kv_dim);
     linear(v.data(), ln.data(), w.wv, w.bv, N, C, kv_dim);
+    if (qk) {
+      rmsnorm_forward(q.data(), rstd_q.data(), q_raw.data(), w.q_norm, N * H, hd, eps);
+      rmsnorm_forward(k.data(), rstd_k.data(), k_raw.data(), w.k_norm, N * KVH, hd, eps);
+    }
     rope_forward(q.data(), positions.data(), rope_cos_.data(), rope_sin_.data(), N, H, hd);
     rope_forward(k.data(), positions.data(), rope_cos_.data(), rope_sin_.data(), N, KVH, hd);
     T* kc = cache.keys(l);

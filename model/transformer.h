@@ -1,4 +1,4 @@
-// The Llama/Qwen2-family decoder: parameters in one flat buffer under their Hugging
+// The Llama/Qwen2/Qwen3-family decoder: parameters in one flat buffer under their Hugging
 // Face names, a training forward/backward over a right-padded batch that returns
 // per-token logprobs, and KV-cache decoding whose logits equal the full forward's.
 // Templated on the scalar so the gradient checks can run the same code in double.
@@ -54,7 +54,10 @@ class TransformerT {
   const std::vector<ParameterInfo>& parameters() const { return params_; }
   const ParameterInfo& parameter(const std::string& name) const;  // throws if unknown
   std::vector<T>& weights() { return weights_; }
-  std::vector<T>& grads() { return grads_; }
+  // The gradient buffer, as long as weights(). It is allocated (zeroed) on first use, by grads(),
+  // zero_grad() or backward(), so a model that only decodes or is exported never holds it: loading
+  // a model costs one fp32 copy of the weights, not two.
+  std::vector<T>& grads();
   const std::vector<T>& weights() const { return weights_; }
   int64_t num_parameters() const { return (int64_t)weights_.size(); }
 
@@ -87,14 +90,17 @@ class TransformerT {
               const int32_t* n_new, int64_t B, int64_t Tn, T* logits);
 
  private:
+  // q_norm, k_norm (and the biases) are null where the config has none.
   struct Layer {
-    const T *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *mlp_norm, *w_gate, *w_up, *w_down;
+    const T *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *q_norm, *k_norm, *mlp_norm, *w_gate, *w_up, *w_down;
   };
   struct LayerGrad {
-    T *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *mlp_norm, *w_gate, *w_up, *w_down;
+    T *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *q_norm, *k_norm, *mlp_norm, *w_gate, *w_up, *w_down;
   };
+  // q and k are what attention reads (normed where qk_norm, then rotated); q_raw and k_raw, the
+  // projections before the q/k norm, and its rstd_q, rstd_k are kept only where qk_norm.
   struct LayerActs {
-    std::vector<T> input, ln1, rstd1, q, k, v, att, lse, mid, ln2, rstd2, gate, up, act;
+    std::vector<T> input, ln1, rstd1, q_raw, k_raw, rstd_q, rstd_k, q, k, v, att, lse, mid, ln2, rstd2, gate, up, act;
   };
 
   ModelConfig config_;
@@ -118,7 +124,7 @@ class TransformerT {
   ThreadGovernor forward_governor_, backward_governor_, prefill_governor_, decode_governor_;
   // Backward scratch, kept between steps: re-allocating ~100 MB a step costs more in
   // page faults than the elementwise ops it feeds.
-  std::vector<T> dlnf_, dx_, dact_, dgate_, dup_, dln_, datt_, dq_, dk_, dv_;
+  std::vector<T> dlnf_, dx_, dact_, dgate_, dup_, dln_, datt_, dq_, dk_, dv_, dq_raw_, dk_raw_;
 
   Layer layer(int64_t l) const;
   LayerGrad layer_grad(int64_t l);

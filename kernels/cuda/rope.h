@@ -14,6 +14,8 @@ namespace cohort::cuda {
 // cos, sin (max_positions, head_dim/2), computed in double on the device then rounded to fp32.
 // CUDA's double pow/sin/cos are within 2 ulp (of double), so an entry can differ from the
 // CPU table by one fp32 ulp where the double value lies next to a rounding boundary.
+// These are the unscaled tables: for a config with rope_scaling (linear, llama3), build them on
+// the CPU from rope_inverse_frequencies (model/config.h) with cpu::rope_tables and copy them over.
 void rope_tables(float* cos, float* sin, int64_t max_positions, int64_t head_dim, double theta, cudaStream_t stream);
 
 // x (N, heads, head_dim) rotated in place by positions (N), each in [0, max_positions) of the tables.

@@ -3,7 +3,12 @@
 # directories Safetensors.Exports* writes (Qwen2 tied with biases, Qwen2 with head_dim != hidden /
 # heads, untied Llama; f32 and bf16 weights), whose f32 logits must equal cohort's to a relative
 # error under 1e-4, and (b) the user's path: `cohort train` (GRPO, 2 steps), `cohort export --format
-# hf --dtype f32`, then transformers' greedy generation must equal `cohort generate`'s token for token.
+# hf --dtype f32`, then transformers' greedy generation must equal `cohort generate`'s token for token;
+# (c) tiny random Hugging Face models that tests/hf/make_tiny_models.py makes (Llama with llama3 rope
+# scaling in f32 shards, Qwen2 with linear rope scaling in bf16, Qwen3 with the q/k norm in f16; the
+# Qwen3 one by the script itself, with logits from its reference implementation, where transformers has
+# no Qwen3): HfTinyModels.* loads them in cohort, whose logits must equal theirs to a relative error
+# under 1e-4, and exports them again, which must give the same tensors (checked again here in Python).
 # Installs what is missing first: Debian's python3-torch (PyPI's torch pulls gigabytes of CUDA wheels)
 # and the newest transformers that still runs on its torch 1.13; where an install fails it prints
 # "hf: skipped: NAME not installable (...)" and exits 0.
@@ -122,6 +127,29 @@ elif ! checkpoint="$tmp/runs/hf/checkpoints/$(cat "$tmp/runs/hf/checkpoints/late
 else
   check trained-export safetensors hf-load generate -- "$tmp/export" --cohort "$cohort" --max-new-tokens 24 \
     --prompt "1+2=" --prompt "3+0=" --prompt "hello" --prompt "The answer is"
+fi
+
+# (c) Tiny random Llama, Qwen2 and Qwen3 models: cohort's logits against theirs, export after load.
+tiny=$tmp/tiny
+if ! "$python" tests/hf/make_tiny_models.py "$tiny" >"$tmp/make_tiny.log" 2>&1; then
+  failed=$((failed + 1))
+  echo "hf: FAILED make_tiny_models.py: $(tail -1 "$tmp/make_tiny.log")"
+else
+  grep '^make: ' "$tmp/make_tiny.log" | sed 's/^/hf: /'
+  if COHORT_HF_TINY_DIR="$tiny" "$build/tests/test_model" --gtest_filter='HfTinyModels.*' >"$tmp/tiny_gtest.log" 2>&1 &&
+    [ "$(grep -c '^hf-tiny: ' "$tmp/tiny_gtest.log")" -eq 3 ]; then
+    passed=$((passed + 1))
+    grep '^hf-tiny: ' "$tmp/tiny_gtest.log" | sed 's/^/hf: /'
+    for name in llama qwen2 qwen3; do
+      # transformers loads cohort's export and compares its logits with cohort's, where it has the family.
+      loads=hf-load
+      [ "$name" = qwen3 ] && ! has 'import transformers; transformers.Qwen3ForCausalLM' && loads=""
+      check "$name-export" safetensors same-tensors $loads -- "$tiny/$name-export" --same-tensors "$tiny/$name"
+    done
+  else
+    failed=$((failed + 1))
+    echo "hf: FAILED HfTinyModels: $(grep -m1 -E 'Failure|error|Skipped' -A2 "$tmp/tiny_gtest.log" | tr '\n' ' ')"
+  fi
 fi
 
 echo "hf: install and import checks took ${install_seconds}s, comparisons $((SECONDS - install_seconds))s"

@@ -8,12 +8,15 @@
 #   python3 tests/model/check_hf_load.py EXPORT_DIR --cohort build/launch/cohort --prompt "1+2="
 #
 # 1. safetensors: the `safetensors` package opens the file; its tensor names and shapes are
-#    exactly those config.json implies for Llama/Qwen2 (no tied lm_head), and its values
+#    exactly those config.json implies for Llama/Qwen2/Qwen3 (no tied lm_head), and its values
 #    equal an independent numpy decode of the bytes.
 # 2. hf-load: where torch and transformers import, AutoModelForCausalLM loads the directory
 #    with no missing or unexpected weights, its parameters equal the file's, and, when the
 #    export wrote expected_logits.json, its f32 logits equal cohort's (max |a - b| / max |b|
-#    under 1e-4).
+#    under 1e-4). A Qwen3 directory where transformers has no Qwen3 (before 4.51) is skipped.
+# 2b. same-tensors (with --same-tensors ORIGINAL_DIR): every tensor of the export equals the
+#    original directory's (single file or shards), names, shapes and values decoded to f32, as
+#    tests/hf/check_transformers.sh checks cohort's export of a model it loaded.
 # 3. generate (with --cohort): transformers' greedy generation, with the directory's own
 #    generation_config.json, gives token for token what `cohort generate --checkpoint DIR` gives.
 # Prints one line per check ("... ok ..." or "... skipped: <reason>"); exits 1 on a mismatch.
@@ -27,12 +30,13 @@ import sys
 
 
 def expected_shapes(config):
-    """HF parameter names and shapes of LlamaForCausalLM / Qwen2ForCausalLM for config.json."""
+    """HF parameter names and shapes of LlamaForCausalLM / Qwen2ForCausalLM / Qwen3ForCausalLM for config.json."""
     hidden, inter, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads
     head_dim = config.get("head_dim") or hidden // heads
     qwen2 = config.get("model_type") == "qwen2"
+    qwen3 = config.get("model_type") == "qwen3"
     shapes = {"model.embed_tokens.weight": (vocab, hidden), "model.norm.weight": (hidden,)}
     for layer in range(config["num_hidden_layers"]):
         p = f"model.layers.{layer}."
@@ -46,6 +50,9 @@ def expected_shapes(config):
             shapes[p + "self_attn.q_proj.bias"] = (heads * head_dim,)
             shapes[p + "self_attn.k_proj.bias"] = (kv_heads * head_dim,)
             shapes[p + "self_attn.v_proj.bias"] = (kv_heads * head_dim,)
+        if qwen3:
+            shapes[p + "self_attn.q_norm.weight"] = (head_dim,)
+            shapes[p + "self_attn.k_norm.weight"] = (head_dim,)
         shapes[p + "mlp.gate_proj.weight"] = (inter, hidden)
         shapes[p + "mlp.up_proj.weight"] = (inter, hidden)
         shapes[p + "mlp.down_proj.weight"] = (hidden, inter)
@@ -78,6 +85,37 @@ def decode_raw(path):
             raise ValueError(f"{name}: unexpected dtype {entry['dtype']}")
         tensors[name] = values.reshape(entry["shape"])
     return header.get("__metadata__"), tensors
+
+
+def decode_directory(directory):
+    """name -> float32 array over model.safetensors or the shards model.safetensors.index.json names."""
+    index = os.path.join(directory, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    tensors = {}
+    for name in files:
+        tensors.update(decode_raw(os.path.join(directory, name))[1])
+    return tensors
+
+
+def check_same_tensors(directory, original):
+    import numpy as np
+
+    mine, theirs = decode_directory(directory), decode_directory(original)
+    problems = [f"missing {n}" for n in sorted(set(theirs) - set(mine))]
+    problems += [f"unexpected {n}" for n in sorted(set(mine) - set(theirs))]
+    for name in sorted(set(mine) & set(theirs)):
+        if mine[name].shape != theirs[name].shape:
+            problems.append(f"{name}: shape {mine[name].shape}, the original's {theirs[name].shape}")
+        elif not np.array_equal(mine[name], theirs[name], equal_nan=True):
+            problems.append(f"{name}: values differ from the original's")
+    if problems:
+        raise SystemExit("same-tensors: FAILED\n  " + "\n  ".join(problems))
+    return (f"ok: the {len(mine)} tensors of {os.path.basename(os.path.normpath(directory))} equal those of "
+            f"{os.path.basename(os.path.normpath(original))} (names, shapes, values)")
 
 
 def check_safetensors(weights, config):
@@ -129,6 +167,10 @@ def check_transformers(directory, weights):
         from transformers import AutoModelForCausalLM
     except ImportError as e:
         return "skipped: " + str(e), None
+    with open(os.path.join(directory, "config.json")) as f:
+        model_type = json.load(f).get("model_type")
+    if model_type == "qwen3" and not hasattr(transformers, "Qwen3ForCausalLM"):
+        return f"skipped: transformers {transformers.__version__} has no Qwen3 (it arrived in 4.51)", None
     try:
         model, info = AutoModelForCausalLM.from_pretrained(directory, torch_dtype=torch.float32,
                                                            output_loading_info=True,
@@ -231,11 +273,15 @@ def main():
     parser.add_argument("--cohort", help="cohort binary: compare greedy generation with `cohort generate`")
     parser.add_argument("--prompt", action="append", help="prompt for the generation check (repeatable)")
     parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--same-tensors", metavar="ORIGINAL_DIR",
+                        help="check that every tensor equals the one in ORIGINAL_DIR (model.safetensors or shards)")
     args = parser.parse_args()
     with open(os.path.join(args.directory, "config.json")) as f:
         config = json.load(f)
     weights = os.path.join(args.directory, "model.safetensors")
     print("safetensors:", check_safetensors(weights, config), flush=True)
+    if args.same_tensors:
+        print("same-tensors:", check_same_tensors(args.directory, args.same_tensors), flush=True)
     line, model = check_transformers(args.directory, weights)
     print("hf-load:", line, flush=True)
     if args.cohort:

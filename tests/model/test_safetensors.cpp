@@ -3,7 +3,8 @@
 // kind of bad file (each corrupted by hand from a good one) failing with an error that
 // names what is wrong and leaving the model as it was; and the sharded model directory
 // (shards + model.safetensors.index.json): its layout, round trip, the removal of the form
-// an earlier save left, and every kind of bad index.
+// an earlier save left, and every kind of bad index; a Qwen3 directory with llama3 rope scaling
+// round trip (export after load gives the same bytes), and generation_config.json's eos ids.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -857,4 +858,93 @@ TEST_F(Safetensors, BadShardIndex) {
     raw.write(d / broken);
   });
   expect_directory_error(dir, {"tensor 'model.norm.weight'", "[2, 16]", "[32]"}, broken);
+}
+
+// A Qwen3 model (q/k norm, head_dim other than hidden / heads) with llama3 rope scaling through the
+// model directory: config.json says Qwen3ForCausalLM with the scaling, f32 comes back bit for bit and
+// bf16 as the bf16 rounding, and loading then exporting again gives the same tensors.
+TEST_F(Safetensors, Qwen3DirectoryRoundTrip) {
+  ModelConfig c = model_config_named("tiny");
+  c.name = "qwen3", c.qkv_bias = false, c.qk_norm = true, c.head_dim = 12, c.tie_embeddings = false;
+  c.rope_scaling = {RopeScaling::Type::llama3, 8.0, 1.0, 4.0, 32};
+  Transformer model = random_model(c, 31);
+  const fs::path first = dir_ / "first", second = dir_ / "second", bf16 = dir_ / "bf16";
+  save_model_directory(model, ByteTokenizer(), first);
+  const nlohmann::json config = nlohmann::json::parse(read_bytes(first / "config.json"));
+  EXPECT_EQ(config["architectures"], nlohmann::json::array({"Qwen3ForCausalLM"}));
+  EXPECT_EQ(config["rope_scaling"]["rope_type"], "llama3");
+  std::set<std::string> names;
+  for (const auto& e : read_safetensors_header((first / "model.safetensors").string())) names.insert(e.name);
+  EXPECT_TRUE(names.count("model.layers.1.self_attn.q_norm.weight"));
+  EXPECT_TRUE(names.count("model.layers.1.self_attn.k_norm.weight"));
+
+  std::unique_ptr<Transformer> loaded = load_model_directory(first);
+  EXPECT_TRUE(loaded->config().qk_norm);
+  EXPECT_EQ(loaded->config().resolved_head_dim(), 12);
+  EXPECT_TRUE(loaded->config().rope_scaling == c.rope_scaling);
+  EXPECT_EQ(std::memcmp(loaded->weights().data(), model.weights().data(), model.weights().size() * 4), 0);
+  save_model_directory(*loaded, ByteTokenizer(), second);
+  EXPECT_EQ(read_bytes(second / "model.safetensors"), read_bytes(first / "model.safetensors"))
+      << "export after load writes the same tensors, byte for byte";
+  EXPECT_EQ(read_bytes(second / "config.json"), read_bytes(first / "config.json"));
+
+  save_model_directory(model, ByteTokenizer(), bf16, SafetensorsDtype::bf16);
+  std::unique_ptr<Transformer> from_bf16 = load_model_directory(bf16);
+  int bad = 0;
+  for (size_t i = 0; i < model.weights().size(); ++i) {
+    const float want = bf16_to_float(float_to_bf16(model.weights()[i]));
+    bad += std::memcmp(&want, &from_bf16->weights()[i], 4) != 0;
+  }
+  EXPECT_EQ(bad, 0) << "bf16 weights load as their exact widening";
+}
+
+TEST_F(Safetensors, GenerationConfigReadsEosIdOrList) {
+  const fs::path dir = dir_ / "generation";
+  fs::create_directories(dir);
+  EXPECT_TRUE(read_generation_config(dir).eos_token_ids.empty()) << "no file: no ids";
+  EXPECT_TRUE(read_generation_config(dir).source.empty());
+
+  write_bytes(dir / "config.json", R"({"vocab_size": 1000, "eos_token_id": 7, "bos_token_id": 1})");
+  GenerationConfig g = read_generation_config(dir);
+  EXPECT_EQ(g.eos_token_ids, std::vector<int32_t>{7}) << "config.json stands in without generation_config.json";
+  EXPECT_EQ(g.bos_token_id, 1);
+  EXPECT_FALSE(g.pad_token_id.has_value());
+  EXPECT_EQ(g.source, dir / "config.json");
+
+  // Llama 3's form: a list of ids, which takes precedence over config.json.
+  write_bytes(dir / "generation_config.json", R"({"bos_token_id": 5, "eos_token_id": [8, 9, 10], "pad_token_id": 3,
+                                                  "do_sample": true, "temperature": 0.6})");
+  g = read_generation_config(dir);
+  EXPECT_EQ(g.eos_token_ids, (std::vector<int32_t>{8, 9, 10}));
+  EXPECT_EQ(g.bos_token_id, 5);
+  EXPECT_EQ(g.pad_token_id, 3);
+  EXPECT_EQ(g.source, dir / "generation_config.json");
+  write_bytes(dir / "generation_config.json", R"({"eos_token_id": null})");
+  EXPECT_TRUE(read_generation_config(dir).eos_token_ids.empty());
+
+  auto expect_error = [&](const std::string& text, std::vector<std::string> needles) {
+    write_bytes(dir / "generation_config.json", text);
+    try {
+      read_generation_config(dir);
+      ADD_FAILURE() << "should fail: " << text;
+    } catch (const Error& e) {
+      for (const auto& needle : needles)
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+            << "missing '" << needle << "' in " << e.what();
+    }
+  };
+  expect_error(R"({"eos_token_id": "</s>"})", {"generation_config.json", "'eos_token_id'", "\"</s>\""});
+  expect_error(R"({"eos_token_id": [1, -2]})", {"'eos_token_id'", "non-negative token id or a list"});
+  expect_error(R"({"eos_token_id": [1, 1000]})", {"'eos_token_id'", "vocabulary size 1000"});
+  expect_error(R"({"bos_token_id": [1, 2]})", {"'bos_token_id'", "non-negative token id"});
+  expect_error(R"({"eos_token_id": 1,)", {"generation_config.json", "not valid JSON"});
+  expect_error(R"([1])", {"must hold a JSON object"});
+
+  // What save_model_directory writes reads back.
+  fs::remove_all(dir);
+  save_model_directory(random_model(model_config_named("tiny"), 1), ByteTokenizer(), dir);
+  g = read_generation_config(dir);
+  EXPECT_EQ(g.eos_token_ids, std::vector<int32_t>{ByteTokenizer::kEosId});
+  EXPECT_EQ(g.bos_token_id, ByteTokenizer::kBosId);
+  EXPECT_EQ(g.pad_token_id, ByteTokenizer().pad_id());
 }

@@ -1,9 +1,12 @@
-// The whole decoder: gradient against finite differences in double on a tiny config,
-// KV-cache decoding against the full forward, parameter naming, and bad input.
+// The whole decoder: gradient against finite differences in double on tiny configs (Qwen2 biases,
+// untied Llama, Qwen3's q/k norm with llama3 rope scaling), KV-cache decoding against the full
+// forward (with the q/k norm and both rope scalings), the rotary tables' scaling, parameter naming,
+// lazily allocated gradients, and bad input.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <numbers>
 #include <set>
 
 #include "common/check.h"
@@ -34,14 +37,28 @@ Batch make_batch(const ModelConfig& c, std::vector<int32_t> lengths, int64_t T, 
 }
 }  // namespace
 
+// A Qwen3-shaped tiny config: the q/k norm, no biases, head_dim (6) other than hidden / heads (4), and
+// Llama 3.1's rope scaling with its three bands all in use (wavelengths 6.3, 135 and 2920 against
+// original / high = 64 and original / low = 256).
+ModelConfig qwen3_like(ModelConfig c) {
+  c.name = "tiny-qwen3";
+  c.qkv_bias = false, c.qk_norm = true, c.tie_embeddings = false, c.head_dim = 6;
+  c.rope_scaling.type = RopeScaling::Type::llama3;
+  c.rope_scaling.factor = 8, c.rope_scaling.low_freq_factor = 1, c.rope_scaling.high_freq_factor = 4;
+  c.rope_scaling.original_max_position_embeddings = 256;
+  return c;
+}
+
 TEST(Transformer, GradientMatchesFiniteDifferences) {
-  for (bool variant : {true, false}) {
+  for (int variant : {0, 1, 2}) {
     ModelConfig c = model_config_named("tiny");  // q/k/v bias and tied head
-    if (!variant) c.qkv_bias = false, c.tie_embeddings = false, c.vocab = 50;
+    if (variant == 1) c.qkv_bias = false, c.tie_embeddings = false, c.vocab = 50;
     c.hidden = 16, c.heads = 4, c.kv_heads = 2, c.intermediate = 24;  // small enough for many probes
+    if (variant == 2) c = qwen3_like(c), c.vocab = 40;
+    const std::string label = variant == 0 ? " (bias, tied)" : variant == 1 ? " (untied)" : " (qwen3: q/k norm)";
     TransformerT<double> model(c);
     model.init_random(3);
-    model.set_logit_temperature(variant ? 1.0 : 0.7);  // the untied variant also checks temperature
+    model.set_logit_temperature(variant == 1 ? 0.7 : 1.0);  // the untied variant also checks temperature
     // Larger weights than the 0.02 init so every path carries a visible gradient.
     for (auto& w : model.weights()) w *= 8.0;
     Batch b = make_batch(c, {7, 4, 1}, 7, 5);
@@ -55,25 +72,36 @@ TEST(Transformer, GradientMatchesFiniteDifferences) {
     model.zero_grad();
     model.backward(probe_lp.data(), probe_ent.data());
     std::vector<double> grads = model.grads();
+    int q_norms = 0;
     for (const auto& p : model.parameters()) {
+      q_norms += p.name.ends_with("q_norm.weight") || p.name.ends_with("k_norm.weight");
       std::vector<double> w(model.weights().begin() + p.offset, model.weights().begin() + p.offset + p.numel);
       std::vector<double> g(grads.begin() + p.offset, grads.begin() + p.offset + p.numel);
       auto param_loss = [&] {
         std::copy(w.begin(), w.end(), model.weights().begin() + p.offset);
         return loss();
       };
-      expect_gradient(param_loss, w, g, p.name + (variant ? " (bias, tied)" : " (untied)"), 1e-6, 1e-7, 1e-5, 24);
+      expect_gradient(param_loss, w, g, p.name + label, 1e-6, 1e-7, 1e-5, 24);
       std::copy(w.begin(), w.end(), model.weights().begin() + p.offset);
     }
+    EXPECT_EQ(q_norms, variant == 2 ? 2 * c.layers : 0) << "every q/k norm weight was checked";
   }
 }
 
-TEST(Transformer, DecodeWithCacheEqualsFullForward) {
-  ModelConfig c = model_config_named("tiny");
-  c.tie_embeddings = false, c.qkv_bias = true;
+namespace {
+// Prefills rows of different lengths into slots in reverse order, then decodes one token per row
+// per step, and compares every decoded position's logits with the full forward's.
+void expect_decode_equals_forward(const ModelConfig& c) {
+  SCOPED_TRACE(c.name);
   Transformer model(c);
   model.init_random(11);
   for (auto& w : model.weights()) w *= 4.f;  // sharper distributions make mismatches visible
+  // The q/k norms scale q.k by their weights squared: 4 would make the attention so sharp that the
+  // GEMMs' rounding (decode and forward multiply other shapes) shows above 1e-5. Around 1, as trained.
+  for (const auto& p : model.parameters())
+    if (p.name.ends_with("q_norm.weight") || p.name.ends_with("k_norm.weight"))
+      for (int64_t i = 0; i < p.numel; ++i)
+        model.weights()[p.offset + i] = 1.0f + 0.3f * std::sin((float)(i + p.offset));
   const int64_t T = 20;
   Batch b = make_batch(c, {20, 9, 14, 3}, T, 12);
   std::vector<float> lp(b.B * T), ent(b.B * T), full(b.B * T * c.vocab);
@@ -128,6 +156,77 @@ TEST(Transformer, DecodeWithCacheEqualsFullForward) {
   ASSERT_EQ(got.size(), expected * c.vocab) << "every decoded position was compared once";
   // 1e-5 relative, plus a floor for logits near zero (float rounding of ~1e-7 absolute).
   expect_close(got, want, 1e-5, 1e-5, "decode logits vs full forward");
+}
+}  // namespace
+
+TEST(Transformer, DecodeWithCacheEqualsFullForward) {
+  ModelConfig c = model_config_named("tiny");
+  c.tie_embeddings = false, c.qkv_bias = true;
+  expect_decode_equals_forward(c);
+  // Qwen3's q/k norm with llama3 rope scaling, and Llama with linear scaling: prefill and decode
+  // must normalise and rotate exactly as the training forward does.
+  expect_decode_equals_forward(qwen3_like(model_config_named("tiny")));
+  ModelConfig linear = model_config_named("tiny");
+  linear.name = "tiny-linear-rope", linear.qkv_bias = false;
+  linear.rope_scaling.type = RopeScaling::Type::linear, linear.rope_scaling.factor = 2.5;
+  expect_decode_equals_forward(linear);
+}
+
+TEST(Transformer, RopeScalingShapesTheRotaryTables) {
+  ModelConfig c = model_config_named("tiny");
+  c.head_dim = 16, c.rope_theta = 1e4;  // frequencies 10^4^(-i/8): wavelengths 6.3 .. 47000
+  const std::vector<double> plain = rope_inverse_frequencies(c);
+  ASSERT_EQ(plain.size(), 8u);
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_DOUBLE_EQ(plain[i], std::pow(1e4, -2.0 * (double)i / 16));
+  ModelConfig linear = c;
+  linear.rope_scaling.type = RopeScaling::Type::linear, linear.rope_scaling.factor = 4;
+  const std::vector<double> divided = rope_inverse_frequencies(linear);
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_DOUBLE_EQ(divided[i], plain[i] / 4) << i;
+  ModelConfig llama3 = qwen3_like(c);
+  llama3.head_dim = 16;
+  const std::vector<double> scaled = rope_inverse_frequencies(llama3);
+  for (size_t i = 0; i < plain.size(); ++i) {
+    const double wavelength = 2 * std::numbers::pi / plain[i];
+    if (wavelength < 64) {
+      EXPECT_EQ(scaled[i], plain[i]) << i;
+    } else if (wavelength > 256) {
+      EXPECT_DOUBLE_EQ(scaled[i], plain[i] / 8) << i;
+    } else {
+      EXPECT_TRUE(scaled[i] < plain[i] && scaled[i] > plain[i] / 8) << i;
+    }
+  }
+
+  // The same weights with and without scaling give other logprobs (the tables are used), and the
+  // same at position 0 alone, where every rotation is the identity.
+  ModelConfig unscaled = llama3;
+  unscaled.rope_scaling = RopeScaling{};
+  Transformer a(llama3), b(unscaled);
+  a.init_random(4);
+  for (auto& w : a.weights()) w *= 4.f;
+  b.weights() = a.weights();
+  Batch batch = make_batch(llama3, {30}, 30, 5);
+  std::vector<float> lp_a(30), lp_b(30);
+  a.forward(batch.tokens.data(), batch.lengths.data(), batch.targets.data(), 1, 30, lp_a.data(), nullptr);
+  b.forward(batch.tokens.data(), batch.lengths.data(), batch.targets.data(), 1, 30, lp_b.data(), nullptr);
+  EXPECT_EQ(lp_a[0], lp_b[0]) << "position 0 is not rotated";
+  EXPECT_NE(lp_a, lp_b) << "rope scaling changed nothing";
+}
+
+TEST(Transformer, Qwen3ParametersAndLazyGradients) {
+  ModelConfig c = qwen3_like(model_config_named("tiny"));
+  Transformer model(c);
+  EXPECT_EQ(model.num_parameters(), parameter_count(c));
+  EXPECT_EQ(model.parameter("model.layers.1.self_attn.q_norm.weight").shape, (std::vector<int64_t>{6}));
+  EXPECT_EQ(model.parameter("model.layers.0.self_attn.k_norm.weight").shape, (std::vector<int64_t>{6}));
+  EXPECT_EQ(model.parameter("model.layers.0.self_attn.q_proj.weight").shape, (std::vector<int64_t>{4 * 6, 32}));
+  EXPECT_EQ(model.parameter("model.layers.0.self_attn.o_proj.weight").shape, (std::vector<int64_t>{32, 4 * 6}));
+  EXPECT_THROW(model.parameter("model.layers.0.self_attn.q_proj.bias"), Error) << "Qwen3 has no biases";
+  model.init_random(1);
+  const ParameterInfo& q_norm = model.parameter("model.layers.0.self_attn.q_norm.weight");
+  for (int64_t i = 0; i < q_norm.numel; ++i) EXPECT_EQ(model.weights()[q_norm.offset + i], 1.0f) << "norms start at 1";
+  // Gradients are allocated, zeroed, on first use.
+  EXPECT_EQ((int64_t)model.grads().size(), model.num_parameters());
+  for (float g : model.grads()) ASSERT_EQ(g, 0.0f);
 }
 
 TEST(Transformer, ParametersUseHuggingFaceNames) {
