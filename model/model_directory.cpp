@@ -54,14 +54,10 @@ void remove_stale_weights(const fs::path& dir, bool sharded, const std::set<std:
 }
 }  // namespace
 
-void save_model_directory(const Transformer& model, const ByteTokenizer& tok, const fs::path& dir,
-                          SafetensorsDtype dtype, int64_t max_shard_bytes) {
+namespace {
+// The weights of `model` in dir, one file or shards, removing the other form.
+void save_weights(const Transformer& model, const fs::path& dir, SafetensorsDtype dtype, int64_t max_shard_bytes) {
   const std::vector<SafetensorsShard> shards = plan_safetensors_shards(model, dtype, max_shard_bytes);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  COHORT_REQUIRE(!ec, "cannot create " << dir.string() << ": " << ec.message());
-  write_hf_config(model.config(), dir.string(), tok.bos_id(), tok.eos_id(),
-                  dtype == SafetensorsDtype::bf16 ? "bfloat16" : "float32");
   std::set<std::string> written;
   if (shards.size() == 1) {
     save_safetensors(model, (dir / "model.safetensors").string(), dtype);
@@ -70,6 +66,28 @@ void save_model_directory(const Transformer& model, const ByteTokenizer& tok, co
     for (const SafetensorsShard& shard : shards) written.insert(shard.file);
   }
   remove_stale_weights(dir, shards.size() > 1, written);
+}
+
+void make_directory(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  COHORT_REQUIRE(!ec, "cannot create " << dir.string() << ": " << ec.message());
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  COHORT_REQUIRE(in, "cannot read " << path.string());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
+void save_model_directory(const Transformer& model, const ByteTokenizer& tok, const fs::path& dir,
+                          SafetensorsDtype dtype, int64_t max_shard_bytes) {
+  plan_safetensors_shards(model, dtype, max_shard_bytes);  // a bad limit fails before anything is written
+  make_directory(dir);
+  write_hf_config(model.config(), dir.string(), tok.bos_id(), tok.eos_id(),
+                  dtype == SafetensorsDtype::bf16 ? "bfloat16" : "float32");
+  save_weights(model, dir, dtype, max_shard_bytes);
   write_json(dir / "tokenizer.json", tok.to_hf_tokenizer_json());
   // transformers reads the special tokens' roles from here; without it bos/eos/pad come back as None.
   write_json(dir / "tokenizer_config.json", {{"tokenizer_class", "PreTrainedTokenizerFast"},
@@ -82,6 +100,36 @@ void save_model_directory(const Transformer& model, const ByteTokenizer& tok, co
                                               {"eos_token_id", tok.eos_id()},
                                               {"pad_token_id", tok.pad_id()},
                                               {"max_length", model.config().max_seq_len}});
+}
+
+void save_model_directory_with_tokenizer_of(const Transformer& model, const fs::path& tokenizer_dir,
+                                            const fs::path& dir, SafetensorsDtype dtype, int64_t max_shard_bytes) {
+  plan_safetensors_shards(model, dtype, max_shard_bytes);
+  COHORT_REQUIRE(fs::is_regular_file(tokenizer_dir / "tokenizer.json"),
+                 tokenizer_dir.string() << " has no tokenizer.json to save beside the model");
+  // Read every source file first: dir may be tokenizer_dir itself.
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                           "generation_config.json"})
+    if (fs::is_regular_file(tokenizer_dir / name)) files.emplace_back(name, read_file(tokenizer_dir / name));
+  nlohmann::json source_config = nlohmann::json::object();
+  if (fs::is_regular_file(tokenizer_dir / "config.json")) {
+    source_config = nlohmann::json::parse(read_file(tokenizer_dir / "config.json"), nullptr, false);
+    COHORT_REQUIRE(source_config.is_object(), (tokenizer_dir / "config.json").string() << " is not a JSON object");
+  }
+  make_directory(dir);
+  nlohmann::json config = to_hf_config(model.config(), 0, 0, dtype == SafetensorsDtype::bf16 ? "bfloat16" : "float32");
+  for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"}) {
+    config.erase(key);
+    if (source_config.contains(key)) config[key] = source_config[key];
+  }
+  write_json(dir / "config.json", config);
+  save_weights(model, dir, dtype, max_shard_bytes);
+  for (const auto& [name, text] : files) {
+    AtomicOutputFile out((dir / name).string());
+    out.write(text);
+    out.commit();
+  }
 }
 
 std::unique_ptr<Transformer> load_model_directory(const fs::path& dir) {

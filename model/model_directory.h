@@ -25,6 +25,15 @@ namespace cohort {
 void save_model_directory(const Transformer& model, const ByteTokenizer& tokenizer, const std::filesystem::path& dir,
                           SafetensorsDtype dtype = SafetensorsDtype::f32, int64_t max_shard_bytes = 5'000'000'000);
 
+// The same for a model whose tokenizer came from a Hugging Face directory (model.init): the weights and
+// config.json as above, with bos/eos ids and every tokenizer file (tokenizer.json, tokenizer_config.json,
+// special_tokens_map.json, chat_template.jinja, generation_config.json) taken from tokenizer_dir as they are,
+// so that the directory serves with the tokenizer and chat template it was trained with.
+void save_model_directory_with_tokenizer_of(const Transformer& model, const std::filesystem::path& tokenizer_dir,
+                                            const std::filesystem::path& dir,
+                                            SafetensorsDtype dtype = SafetensorsDtype::f32,
+                                            int64_t max_shard_bytes = 5'000'000'000);
+
 // config.json through read_hf_config, then the weights: model.safetensors.index.json and its shards
 // when the index exists (load_safetensors_sharded), otherwise model.safetensors; errors name the file.
 // F32, BF16 and F16 tensors are converted one by one, in bounded chunks, into the model's fp32

@@ -26,7 +26,7 @@ std::vector<reward::RewardSet::Result> score_all(const reward::RewardSet& reward
 EvalResult evaluate(Transformer& model, const Settings& s, const Common& c) {
   const rollout::PromptDataset& test = *c.test;
   const reward::RewardSet& rewards = *c.rewards;
-  const Tokenizer& tok = c.tokenizer;
+  const Tokenizer& tok = *c.tokenizer;
   EvalResult r;
   int64_t n = s.train.eval_prompts > 0 ? std::min(s.train.eval_prompts, test.size()) : test.size();
   std::vector<rollout::GenerationRequest> requests((size_t)n);

@@ -344,7 +344,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
                                         t.learners.get());
   std::unique_ptr<rollout::GenerationEngine> engine;
   if (t.worker)
-    engine = std::make_unique<rollout::GenerationEngine>(model, c.tokenizer, engine_options(s, c.tokenizer));
+    engine = std::make_unique<rollout::GenerationEngine>(model, *c.tokenizer, engine_options(s, *c.tokenizer));
   const int64_t bucket_bytes = std::max<int64_t>(4, (int64_t)(s.distributed.bucket_mb * (1 << 20)));
   auto sync_weights = [&](int64_t version) {
     return broadcast_weights(*t.sync_group, model.weights().data(), model.num_parameters(), 0, bucket_bytes,
@@ -518,7 +518,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
                 << " samples got no score)\n";
   }
   if (t.rank == 0) {
-    save_model_directory(model, c.tokenizer, dir->path / "model");
+    save_run_model(c, model, dir->path / "model");
     log << "saved model to " << (dir->path / "model").string() << "\n";
   }
   summary.steps = steps;

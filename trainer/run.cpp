@@ -40,8 +40,8 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
   for (size_t i = 0; i < records.size(); ++i) {
     nlohmann::json row = {{s.data.prompt_field, records[i].prompt}};
     all[i].prompt = make_prompt(s, c, row).ids;
-    all[i].completion = c.tokenizer.encode(records[i].response);
-    all[i].completion.push_back(c.tokenizer.eos_id());
+    all[i].completion = c.tokenizer->encode(records[i].response);
+    all[i].completion.push_back(c.tokenizer->eos_id());
   }
   Transformer& model = *c.model;
   model.set_logit_temperature(1.0);
@@ -95,7 +95,7 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
       save_run_checkpoint(s, yaml, "sft", model, learner, state, summary, "", 0);
     }
   }
-  save_model_directory(model, c.tokenizer, dir.path / "model");
+  save_run_model(c, model, dir.path / "model");
   log << "saved model to " << (dir.path / "model").string() << "\n";
   summary.steps = s.sft.steps;
   summary.seconds = seconds_since(t_start);

@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include "kernels/error.h"
+#include "model/bpe_tokenizer.h"
+#include "model/model_directory.h"
 #include "kernels/random.h"
 #include "model/gguf.h"
 #include "model/hf_config.h"
@@ -52,15 +54,34 @@ std::unique_ptr<Transformer> make_model(const Settings& s, const Tokenizer& tok,
 
 Prompt make_prompt(const Settings& s, const Common& c, const nlohmann::json& row) {
   Prompt p;
-  p.text = rollout::fill_template(rollout::resolve_prompt_template(s.data.prompt_template), row);
-  p.ids = c.tokenizer.encode(p.text, /*add_bos=*/true);
+  const std::string filled = rollout::fill_template(rollout::resolve_prompt_template(s.data.prompt_template), row);
+  if (!s.rollout.chat) {
+    p.text = filled;
+    p.ids = c.tokenizer->encode(p.text, /*add_bos=*/true);
+    return p;
+  }
+  if (c.chat) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    messages.push_back({{"role", "user"}, {"content", filled}});
+    p.text = c.chat->render(messages, /*add_generation_prompt=*/true, nlohmann::ordered_json::object());
+  } else {
+    p.text = rollout::chat_prompt("", filled);
+  }
+  p.ids = c.tokenizer->encode(p.text, /*add_bos=*/false, /*parse_special=*/true);
   return p;
+}
+
+void save_run_model(const Common& c, const Transformer& model, const std::filesystem::path& dir) {
+  if (c.tokenizer_dir.empty())
+    save_model_directory(model, ByteTokenizer(), dir);
+  else
+    save_model_directory_with_tokenizer_of(model, c.tokenizer_dir, dir);
 }
 
 rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok) {
   rollout::EngineOptions o;
   o.max_batch = s.rollout.max_batch;
-  o.stop_token_ids = {tok.eos_id()};
+  o.stop_token_ids = tok.eos_ids();
   o.stop_strings = s.rollout.stop_strings;
   return o;
 }
@@ -74,7 +95,16 @@ int64_t accuracy_index(const Settings& s, const reward::RewardSet& rewards) {
 Common setup(const Settings& s, std::ostream& log) {
   // The thread count was chosen by the caller (launch/main.cpp: --threads, run.threads, COHORT_THREADS).
   Common c;
-  c.model = make_model(s, c.tokenizer, log);
+  const std::filesystem::path init = s.model.init;
+  if (s.model.init != "random" && std::filesystem::is_regular_file(init / "tokenizer.json")) {
+    c.tokenizer = load_tokenizer(init);
+    c.tokenizer_dir = init;
+    log << "tokenizer: " << (init / "tokenizer.json").string() << ", " << c.tokenizer->vocab_size() << " tokens\n";
+    if (s.rollout.chat) c.chat = ChatTemplate::from_tokenizer_config((init / "tokenizer_config.json").string());
+  } else {
+    c.tokenizer = std::make_unique<ByteTokenizer>();
+  }
+  c.model = make_model(s, *c.tokenizer, log);
   c.model->set_logit_temperature(s.rollout.temperature > 0 ? s.rollout.temperature : 1.0);
   c.rewards = std::make_unique<reward::RewardSet>(s.rewards);
   if (!s.data.test.empty())

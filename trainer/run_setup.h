@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/byte_tokenizer.h"
+#include "model/chat_template.h"
 #include "model/transformer.h"
 #include "reward/reward_function.h"
 #include "rollout/dataset.h"
@@ -35,23 +38,30 @@ uint64_t stream_seed(uint64_t run_seed, Stream stream, uint64_t step = 0, uint64
 uint64_t sampling_seed(uint64_t run_seed, int64_t step, int64_t round, int64_t index);
 
 struct Common {
-  ByteTokenizer tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;  // model.init's tokenizer.json, else the byte tokenizer
+  std::filesystem::path tokenizer_dir;   // the directory it came from; empty for the byte tokenizer
+  std::optional<ChatTemplate> chat;      // rollout.chat with a model directory: its chat template
   std::unique_ptr<Transformer> model;
   std::unique_ptr<reward::RewardSet> rewards;
   std::unique_ptr<rollout::PromptDataset> test;
 };
-// The model (model.init: random from stream init, or a checkpoint / GGUF / model directory), the rewards and
-// data.test. The thread count was chosen by the caller (launch/main.cpp).
+// The model (model.init: random from stream init, or a checkpoint / GGUF / model directory, whose
+// tokenizer.json and chat template come with it), the rewards and data.test. The thread count was chosen by the caller
+// (launch/main.cpp).
 Common setup(const Settings& s, std::ostream& log);
 
 // The text the model is given for a dataset row (data.prompt_template, a built-in's name resolved, filled
-// from the row) and its token ids.
+// from the row) and its token ids. Under rollout.chat the filled text is a user message rendered through the
+// model's chat template with the generation prompt (the byte tokenizer's own layout, rollout::chat_prompt,
+// without one), encoded with its special tokens and no extra bos, as transformers' apply_chat_template does.
 struct Prompt {
   std::string text;
   std::vector<int32_t> ids;
 };
 Prompt make_prompt(const Settings& s, const Common& c, const nlohmann::json& row);
 rollout::EngineOptions engine_options(const Settings& s, const Tokenizer& tok);
+// The run's model as a Hugging Face directory (a run's model/), with the tokenizer it trained with.
+void save_run_model(const Common& c, const Transformer& model, const std::filesystem::path& dir);
 // The reward function whose score of 1 counts as correct (train.accuracy_reward, else the first).
 int64_t accuracy_index(const Settings& s, const reward::RewardSet& rewards);
 // The prompts of a data file (data.train or data.test, `what` names it in the log line) in data.format.
