@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <climits>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -17,7 +19,9 @@
 #include "kernels/threads.h"
 #include "launch/config.h"
 #include "launch/options.h"
+#include "model/bpe_tokenizer.h"
 #include "model/byte_tokenizer.h"
+#include "model/chat_template.h"
 #include "model/gguf.h"
 #include "model/model_directory.h"
 #include "model/safetensors.h"
@@ -245,6 +249,22 @@ int main(int argc, char** argv) {
   exporter->add_option("--max-shard-size", max_shard_bytes, "hf: larger weights go into shards of at most this (5GB)")
       ->transform(CLI::AsSizeValue(/*kb_is_1000=*/true))
       ->check(CLI::PositiveNumber);
+  std::string tokenizer_path, tokenize_text, tokenize_file;
+  bool tokenize_lines = false, tokenize_decode = false;
+  auto* tokenize = app.add_subcommand("tokenize", "token ids of a text (or --decode: ids back to text)");
+  tokenize->add_option("--tokenizer", tokenizer_path, "tokenizer.json, or a directory holding one; 'byte': cohort's")
+      ->required();
+  auto* text_option = tokenize->add_option("--text", tokenize_text, "the text");
+  tokenize->add_option("--file", tokenize_file, "a file whose whole content is the text")->excludes(text_option);
+  tokenize->add_flag("--lines", tokenize_lines, "each line on its own, one output line per input line");
+  tokenize->add_flag("--decode", tokenize_decode, "the input is space-separated ids; print their text");
+  std::string template_model, template_config, template_messages;
+  bool generation_prompt = false;
+  auto* render = app.add_subcommand("template", "print a conversation exactly as the model's chat template renders it");
+  auto* model_option = render->add_option("--model", template_model, "a model directory (its tokenizer_config.json)");
+  render->add_option("--tokenizer-config", template_config, "a tokenizer_config.json")->excludes(model_option);
+  render->add_option("--messages", template_messages, "JSON file: a list of {role, content} messages")->required();
+  render->add_flag("--generation-prompt", generation_prompt, "end with the assistant turn's opening");
   auto* info = app.add_subcommand("model-info", "print a named model size's shape and parameter names");
   info->add_option("--model", size, "named model size")->capture_default_str();
 
@@ -335,6 +355,65 @@ int main(int argc, char** argv) {
         write_gguf(*model, tok, path, d);
         std::printf("exported %s to %s (GGUF, %s)\n", from.c_str(), path.c_str(), export_dtype.c_str());
       }
+      return 0;
+    }
+    if (*tokenize) {
+      COHORT_REQUIRE(!tokenize_text.empty() || !tokenize_file.empty() || tokenize->count("--text"),
+                     "tokenize: give --text or --file");
+      std::unique_ptr<Tokenizer> tok;
+      if (tokenizer_path == "byte")
+        tok = std::make_unique<ByteTokenizer>();
+      else
+        tok = load_tokenizer(tokenizer_path);
+      std::string input = tokenize_text;
+      if (!tokenize_file.empty()) {
+        std::ifstream in(tokenize_file, std::ios::binary);
+        COHORT_REQUIRE(in, "tokenize: cannot read " << tokenize_file);
+        input.assign((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      }
+      std::vector<std::string> texts;
+      if (tokenize_lines) {
+        std::istringstream lines(input);
+        for (std::string line; std::getline(lines, line);) texts.push_back(line);
+      } else {
+        texts.push_back(input);
+      }
+      for (const std::string& text : texts) {
+        if (tokenize_decode) {
+          std::vector<int32_t> ids;
+          std::istringstream in(text);
+          for (std::string word; in >> word;) {
+            char* end = nullptr;
+            long v = std::strtol(word.c_str(), &end, 10);
+            COHORT_REQUIRE(end && *end == '\0' && v >= 0 && v <= INT32_MAX,
+                           "tokenize --decode: '" << word << "' is not a token id");
+            ids.push_back((int32_t)v);
+          }
+          std::string out = tok->decode(ids, /*skip_special=*/false);
+          std::fwrite(out.data(), 1, out.size(), stdout);
+          if (tokenize_lines) std::fputc('\n', stdout);
+        } else {
+          std::vector<int32_t> ids = tok->encode(text, /*add_bos=*/false, /*parse_special=*/true);
+          std::string line;
+          for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
+          std::printf("%s\n", line.c_str());
+        }
+      }
+      return 0;
+    }
+    if (*render) {
+      COHORT_REQUIRE(!template_model.empty() || !template_config.empty(),
+                     "template: give --model DIR or --tokenizer-config FILE");
+      std::string path = template_config.empty()
+                             ? (std::filesystem::path(template_model) / "tokenizer_config.json").string()
+                             : template_config;
+      ChatTemplate chat = ChatTemplate::from_tokenizer_config(path);
+      std::ifstream in(template_messages);
+      COHORT_REQUIRE(in, "template: cannot read " << template_messages);
+      nlohmann::ordered_json messages = nlohmann::ordered_json::parse(in, nullptr, false);
+      COHORT_REQUIRE(messages.is_array(), "template: " << template_messages << " is not a JSON list of messages");
+      std::string out = chat.render(messages, generation_prompt, nlohmann::ordered_json::object());
+      std::fwrite(out.data(), 1, out.size(), stdout);
       return 0;
     }
     if (*info) {
