@@ -1,10 +1,12 @@
-// Checkpoint write and load time beside the disk's own speed: a bench-124m checkpoint (fp32 weights and
-// both AdamW moments, about 1.5 GB) written and read through trainer/checkpoint.h, and the same number of
+// Checkpoint write, load and resume time beside the disk's own speed: a bench-124m checkpoint (fp32 weights
+// and both AdamW moments, about 1.5 GB) written and read through trainer/checkpoint.h, and the same number of
 // bytes written with one plain sequential write + fsync and read back, in the same run, on the same disk.
-// Prints one JSON object per measurement and the ratios. Usage: bench_checkpoint [--model NAME] [--dir DIR]
+// Prints one JSON object per measurement (the median of the repeats) and the ratios.
+// Usage: bench_checkpoint [--model NAME] [--dir DIR] [--repeats N]
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +17,8 @@
 #include "kernels/random.h"
 #include "model/transformer.h"
 #include "trainer/checkpoint.h"
+#include "trainer/learner.h"
+#include "trainer/run_checkpoint.h"
 
 using namespace cohort;
 using Clock = std::chrono::steady_clock;
@@ -23,6 +27,11 @@ namespace fs = std::filesystem;
 namespace {
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 // The ceiling: one write() loop of `bytes` from memory, then fsync, as a checkpoint must end.
@@ -41,6 +50,7 @@ double plain_write(const fs::path& path, const std::vector<char>& data) {
   return seconds_since(t0);
 }
 
+// One read() loop into memory already touched (the page cache's speed, no page faults).
 double plain_read(const fs::path& path, std::vector<char>& data) {
   auto t0 = Clock::now();
   int fd = ::open(path.c_str(), O_RDONLY);
@@ -57,7 +67,7 @@ double plain_read(const fs::path& path, std::vector<char>& data) {
 
 int main(int argc, char** argv) {
   std::string size = "bench-124m", dir = "bench-checkpoint.tmp";
-  int repeats = 2;
+  int repeats = 3;
   try {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -71,6 +81,7 @@ int main(int argc, char** argv) {
       else
         COHORT_REQUIRE(false, "unknown option " << a << " (options: --model --dir --repeats)");
     }
+    COHORT_REQUIRE(repeats >= 1, "--repeats must be at least 1");
     fs::create_directories(dir);
     Transformer model(model_config_named(size));
     model.init_random(1);
@@ -80,34 +91,52 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < n; ++i) m[i] = (float)rng.normal() * 1e-3f, v[i] = (float)(rng.uniform() * 1e-6);
     trainer::TrainingState state;
     state.step = 100, state.optimizer_steps = 100, state.data_cursor = {{"epoch", 0}};
+    // What a resumed run has built before it restores the checkpoint into them: its model and its learner.
+    trainer::Settings settings;
+    Transformer resumed(model.config());
+    trainer::Learner learner(resumed, settings, 1000);
+
     const double bytes = 3.0 * n * sizeof(float);
     std::vector<char> plain((size_t)bytes, 1);
-    double best_ck = 1e30, best_plain = 1e30, best_load = 1e30, best_read = 1e30;
+    std::vector<double> write_s, plain_write_s, load_s, plain_read_s, resume_s, write_ratio, load_ratio;
     fs::path ck = fs::path(dir) / "step_00000100.h5", raw = fs::path(dir) / "plain.bin";
     for (int r = 0; r < repeats; ++r) {
-      // Alternate, so both meet the disk in the same state.
-      best_plain = std::min(best_plain, plain_write(raw, plain));
+      // Alternate, so both meet the disk in the same state; the ratios are of each round's pair.
+      plain_write_s.push_back(plain_write(raw, plain));
       fs::remove(ck);  // a run writes each checkpoint under a new name
       auto t0 = Clock::now();
       trainer::write_checkpoint(ck, model, {&m, &v, 0, {}}, nullptr, state, "seed: 1\n");
-      best_ck = std::min(best_ck, seconds_since(t0));
-      best_read = std::min(best_read, plain_read(raw, plain));
+      write_s.push_back(seconds_since(t0));
+      plain_read_s.push_back(plain_read(raw, plain));
+      // Resume: the checkpoint read and verified, then restored the way a run restores it, up to where the
+      // first new step can begin.
       t0 = Clock::now();
       trainer::CheckpointContents c = trainer::read_checkpoint(ck);
-      best_load = std::min(best_load, seconds_since(t0));
-      COHORT_REQUIRE(c.weights == model.weights() && c.adam_m == m && c.adam_v == v, "checkpoint round trip differs");
+      load_s.push_back(seconds_since(t0));
+      resumed.weights() = std::move(c.weights);
+      trainer::detail::restore_learner(learner, c);
+      resume_s.push_back(seconds_since(t0));
+      COHORT_REQUIRE(resumed.weights() == model.weights() && learner.optimizer().first_moments() == m &&
+                         learner.optimizer().second_moments() == v && learner.optimizer().steps_taken() == 100,
+                     "checkpoint round trip differs");
+      write_ratio.push_back(write_s.back() / plain_write_s.back());
+      load_ratio.push_back(load_s.back() / plain_read_s.back());
     }
-    std::printf("{\"bench\":\"checkpoint_write\",\"model\":\"%s\",\"bytes\":%.0f,\"seconds\":%.3f,\"gb_per_s\":%.2f}\n",
-                size.c_str(), bytes, best_ck, bytes / best_ck / 1e9);
-    std::printf("{\"bench\":\"plain_write\",\"bytes\":%.0f,\"seconds\":%.3f,\"gb_per_s\":%.2f}\n", bytes, best_plain,
-                bytes / best_plain / 1e9);
-    std::printf("{\"bench\":\"checkpoint_load\",\"model\":\"%s\",\"seconds\":%.3f,\"gb_per_s\":%.2f}\n", size.c_str(),
-                best_load, bytes / best_load / 1e9);
-    std::printf("{\"bench\":\"plain_read\",\"seconds\":%.3f,\"gb_per_s\":%.2f}\n", best_read, bytes / best_read / 1e9);
+    auto line = [&](const char* bench, const std::vector<double>& s, bool with_model) {
+      const double t = median(s);
+      std::printf("{\"bench\":\"%s\"%s%s%s,\"bytes\":%.0f,\"seconds\":%.3f,\"gb_per_s\":%.2f,\"repeats\":%d}\n", bench,
+                  with_model ? ",\"model\":\"" : "", with_model ? size.c_str() : "", with_model ? "\"" : "", bytes, t,
+                  bytes / t / 1e9, repeats);
+    };
+    line("checkpoint_write", write_s, true);
+    line("plain_write", plain_write_s, false);
+    line("checkpoint_load", load_s, true);
+    line("plain_read", plain_read_s, false);
+    line("resume", resume_s, true);
     std::printf(
-        "checkpoint write %.2fx the plain write (goal <= 1.5x); load %.2fx the plain read (load verifies "
-        "every checksum)\n",
-        best_ck / best_plain, best_load / best_read);
+        "medians of %d: checkpoint write %.2fx the plain write (goal <= 1.5x); load %.2fx the plain read (load "
+        "verifies every checksum); resume (load + restore into the model and the learner) %.3f s\n",
+        repeats, median(write_ratio), median(load_ratio), median(resume_s));
     fs::remove_all(dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_checkpoint: error: %s\n", e.what());

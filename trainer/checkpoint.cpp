@@ -3,21 +3,29 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <functional>
+#include <limits>
+#include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <yaml-cpp/yaml.h>
 
 #include "kernels/error.h"
+#include "kernels/threads.h"
 #include "model/gguf.h"
 #include "model/model_directory.h"
 
@@ -44,6 +52,7 @@ class H5Handle {
   ~H5Handle() {
     if (id_ >= 0) close_(id_);
   }
+  H5Handle(H5Handle&& other) noexcept : id_(other.id_), close_(other.close_) { other.id_ = -1; }
   H5Handle(const H5Handle&) = delete;
   H5Handle& operator=(const H5Handle&) = delete;
   operator hid_t() const { return id_; }
@@ -79,6 +88,103 @@ uint32_t crc_of(const void* data, size_t bytes) {
   return (uint32_t)crc;
 }
 
+// The crc32s of many buffers at once, cut into chunks that any number of threads claim in turn, so the
+// checksums of a checkpoint can be taken beside its writes, or beside its reads: a buffer added with
+// add_read is first filled from a range of a file (pread), chunk by chunk, and each chunk's checksum is
+// taken while its bytes are still in cache. work() may run on several threads at once; crc() and failure()
+// are for after every work() has returned.
+class ChunkedChecksums {
+ public:
+  void add(const void* data, size_t bytes) { add_buffer(static_cast<const Bytef*>(data), nullptr, bytes, -1, 0); }
+  void add_read(void* into, size_t bytes, int fd, uint64_t file_offset) {
+    add_buffer(static_cast<Bytef*>(into), static_cast<Bytef*>(into), bytes, fd, file_offset);
+  }
+
+  // Claims chunks until none are left. A failed read is recorded (failure()), not thrown.
+  void work() noexcept {
+    for (size_t c; (c = next_.fetch_add(1)) < chunks_.size();) {
+      const Chunk& chunk = chunks_[c];
+      const Buffer& b = buffers_[chunk.buffer];
+      if (b.read_into && !read_range(b, chunk)) continue;
+      crcs_[c] = crc32(crc32(0L, Z_NULL, 0), b.data + chunk.begin, (uInt)chunk.bytes);
+    }
+  }
+
+  uint32_t crc(size_t buffer) const {
+    const Buffer& b = buffers_[buffer];
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t c = b.first_chunk; c < b.first_chunk + b.chunks; ++c)
+      crc = crc32_combine(crc, crcs_[c], (z_off_t)chunks_[c].bytes);
+    return (uint32_t)crc;
+  }
+  const std::string& failure() const { return failure_; }
+
+ private:
+  // Small enough that a chunk read by pread is still in cache for its checksum, large enough that the
+  // calls cost nothing beside the bytes.
+  static constexpr size_t chunk_bytes = size_t(4) << 20;
+  struct Buffer {
+    const Bytef* data;
+    Bytef* read_into;  // null: data is in memory already
+    int fd;
+    uint64_t file_offset;
+    size_t first_chunk, chunks;
+  };
+  struct Chunk {
+    size_t buffer, begin, bytes;
+  };
+
+  void add_buffer(const Bytef* data, Bytef* read_into, size_t bytes, int fd, uint64_t file_offset) {
+    Buffer& b = buffers_.emplace_back(Buffer{data, read_into, fd, file_offset, chunks_.size(), 0});
+    for (size_t begin = 0; begin < bytes; begin += chunk_bytes, ++b.chunks)
+      chunks_.push_back({buffers_.size() - 1, begin, std::min(chunk_bytes, bytes - begin)});
+    crcs_.resize(chunks_.size());
+  }
+
+  bool read_range(const Buffer& b, const Chunk& chunk) noexcept {
+    for (size_t done = 0; done < chunk.bytes;) {
+      ssize_t n = ::pread(b.fd, b.read_into + chunk.begin + done, chunk.bytes - done,
+                          (off_t)(b.file_offset + chunk.begin + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::lock_guard<std::mutex> lock(failure_mutex_);
+        if (failure_.empty())
+          failure_ = n == 0 ? std::string("the file ends before the data (truncated)") : std::strerror(errno);
+        return false;
+      }
+      done += (size_t)n;
+    }
+    return true;
+  }
+
+  std::vector<Buffer> buffers_;
+  std::vector<Chunk> chunks_;
+  std::vector<uLong> crcs_;
+  std::atomic<size_t> next_{0};
+  std::mutex failure_mutex_;
+  std::string failure_;
+};
+
+// Runs work() on `threads - 1` helper threads from now until the returned threads are joined (cleared or
+// destroyed); the caller's own share is a call of work() of its own, and the threads' work must not throw.
+std::vector<std::jthread> start_helpers(int threads, const std::function<void()>& work) {
+  std::vector<std::jthread> helpers;
+  for (int i = 1; i < threads; ++i) helpers.emplace_back(work);
+  return helpers;
+}
+
+// Faults in the pages of [data, data + bytes) in one call, where a first touch of each 4 KiB page one at a
+// time costs as much as reading 1.5 GB from the page cache; a hint only (before Linux 5.14, nothing).
+void prefault(void* data, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = 4096, begin = ((uintptr_t)data + page - 1) & ~(page - 1),
+                  end = ((uintptr_t)data + bytes) & ~(page - 1);
+  if (end > begin) (void)::madvise((void*)begin, end - begin, MADV_POPULATE_WRITE);
+#else
+  (void)data, (void)bytes;
+#endif
+}
+
 nlohmann::json model_config_json(const ModelConfig& c) {
   return {{"name", c.name},
           {"hidden", c.hidden},
@@ -92,7 +198,14 @@ nlohmann::json model_config_json(const ModelConfig& c) {
           {"rope_theta", c.rope_theta},
           {"rms_eps", c.rms_eps},
           {"tie_embeddings", c.tie_embeddings},
-          {"qkv_bias", c.qkv_bias}};
+          {"qkv_bias", c.qkv_bias},
+          {"qk_norm", c.qk_norm},
+          {"rope_scaling",
+           {{"type", rope_scaling_name(c.rope_scaling.type)},
+            {"factor", c.rope_scaling.factor},
+            {"low_freq_factor", c.rope_scaling.low_freq_factor},
+            {"high_freq_factor", c.rope_scaling.high_freq_factor},
+            {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}}}};
 }
 
 ModelConfig model_config_from(const nlohmann::json& j, const fs::path& file) {
@@ -111,6 +224,23 @@ ModelConfig model_config_from(const nlohmann::json& j, const fs::path& file) {
     c.rms_eps = j.at("rms_eps").get<double>();
     c.tie_embeddings = j.at("tie_embeddings").get<bool>();
     c.qkv_bias = j.at("qkv_bias").get<bool>();
+    // Absent from checkpoints written before Qwen3 and rope scaling: neither then.
+    c.qk_norm = j.value("qk_norm", false);
+    if (j.contains("rope_scaling")) {
+      const nlohmann::json& r = j.at("rope_scaling");
+      const std::string type = r.at("type").get<std::string>();
+      COHORT_REQUIRE(type == rope_scaling_name(RopeScaling::Type::none) ||
+                         type == rope_scaling_name(RopeScaling::Type::linear) ||
+                         type == rope_scaling_name(RopeScaling::Type::llama3),
+                     "checkpoint " << file.string() << ": /model_config.json: unknown rope scaling '" << type << "'");
+      c.rope_scaling.type = type == rope_scaling_name(RopeScaling::Type::linear)   ? RopeScaling::Type::linear
+                            : type == rope_scaling_name(RopeScaling::Type::llama3) ? RopeScaling::Type::llama3
+                                                                                   : RopeScaling::Type::none;
+      c.rope_scaling.factor = r.at("factor").get<double>();
+      c.rope_scaling.low_freq_factor = r.at("low_freq_factor").get<double>();
+      c.rope_scaling.high_freq_factor = r.at("high_freq_factor").get<double>();
+      c.rope_scaling.original_max_position_embeddings = r.at("original_max_position_embeddings").get<int64_t>();
+    }
   } catch (const std::exception& e) {
     COHORT_REQUIRE(false, "checkpoint " << file.string() << ": /model_config.json: " << e.what());
   }
@@ -131,60 +261,70 @@ void fsync_path(const fs::path& path, bool directory) {
   COHORT_REQUIRE(rc == 0 || directory, "fsync of " << path.string() << " failed: " << std::strerror(errno));
 }
 
-// Reads a dataset whose element type is `memory_type` (checked against the stored class and size),
-// verifying its crc32. Returns the dims through `dims`.
-// Reads dataset `name` into out (resized to fit, or, with `into`, into that many elements there after
-// checking the count), checking its element type against T and verifying its crc32.
-template <typename T>
-void read_dataset_into(hid_t where, const fs::path& file, const std::string& name, hid_t memory_type,
-                       H5T_class_t want_class, std::vector<hsize_t>* dims_out, std::vector<T>* out, T* into,
-                       int64_t into_count) {
+// Dataset `name` opened and checked: present, of element class want_class and size element_size, of rank 1
+// to 8, holding `expected_count` values where that is not -1, claiming no more data than the file holds,
+// with a crc32 attribute (its value in stored_crc).
+struct CheckedDataset {
+  H5Handle ds;
+  std::vector<hsize_t> dims;
+  hsize_t count = 1;
+  uint32_t stored_crc = 0;
+};
+
+CheckedDataset open_checked(hid_t where, const fs::path& file, const std::string& name, H5T_class_t want_class,
+                            size_t element_size, int64_t expected_count = -1) {
   H5Check check{file};
   COHORT_REQUIRE(H5Lexists(where, name.c_str(), H5P_DEFAULT) > 0,
                  "checkpoint " << file.string() << ": dataset " << name << " is missing");
-  H5Handle ds(check(H5Dopen2(where, name.c_str(), H5P_DEFAULT), "opening " + name), H5Dclose);
-  H5Handle type(check(H5Dget_type(ds), "type of " + name), H5Tclose);
-  COHORT_REQUIRE(H5Tget_class(type) == want_class && H5Tget_size(type) == sizeof(T),
+  CheckedDataset d{H5Handle(check(H5Dopen2(where, name.c_str(), H5P_DEFAULT), "opening " + name), H5Dclose), {}, 1, 0};
+  H5Handle type(check(H5Dget_type(d.ds), "type of " + name), H5Tclose);
+  COHORT_REQUIRE(H5Tget_class(type) == want_class && H5Tget_size(type) == element_size,
                  "checkpoint " << file.string() << ": dataset " << name << " has the wrong element type");
-  H5Handle space(check(H5Dget_space(ds), "dataspace of " + name), H5Sclose);
+  H5Handle space(check(H5Dget_space(d.ds), "dataspace of " + name), H5Sclose);
   int rank = check(H5Sget_simple_extent_ndims(space), "rank of " + name);
   COHORT_REQUIRE(rank >= 1 && rank <= 8,
                  "checkpoint " << file.string() << ": dataset " << name << " has rank " << rank);
-  std::vector<hsize_t> dims((size_t)rank);
-  check(H5Sget_simple_extent_dims(space, dims.data(), nullptr), "dims of " + name);
-  hsize_t count = 1;
-  for (hsize_t d : dims) count *= d;
+  d.dims.resize((size_t)rank);
+  check(H5Sget_simple_extent_dims(space, d.dims.data(), nullptr), "dims of " + name);
+  // A forged dataspace can claim more than 2^64 values: the count saturates instead of wrapping around.
+  constexpr hsize_t most = std::numeric_limits<hsize_t>::max();
+  for (hsize_t n : d.dims) d.count = n != 0 && d.count > most / n ? most : d.count * n;
+  COHORT_REQUIRE(expected_count < 0 || d.count == (hsize_t)expected_count,
+                 "checkpoint " << file.string() << ": dataset " << name << " holds " << d.count
+                               << " values, the model config " << expected_count);
   // The file's size bounds what a dataset can hold; a forged header must not make us allocate more.
   std::error_code ec;
   uintmax_t file_bytes = fs::file_size(file, ec);
-  COHORT_REQUIRE(!ec && count * sizeof(T) <= file_bytes,
+  COHORT_REQUIRE(!ec && d.count <= file_bytes / element_size,
                  "checkpoint " << file.string() << ": dataset " << name << " claims more data than the file holds");
-  if (dims_out) *dims_out = dims;
-  T* dest = into;
-  if (into) {
-    COHORT_REQUIRE((int64_t)count == into_count, "checkpoint " << file.string() << ": dataset " << name << " holds "
-                                                               << count << " values, the model config " << into_count);
-  } else {
-    out->assign((size_t)count, T{});
-    dest = out->data();
-  }
-  if (count > 0) check(H5Dread(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, dest), "reading " + name);
-  COHORT_REQUIRE(H5Aexists(ds, "crc32") > 0,
+  COHORT_REQUIRE(H5Aexists(d.ds, "crc32") > 0,
                  "checkpoint " << file.string() << ": dataset " << name << " has no crc32 attribute");
-  H5Handle attr(check(H5Aopen(ds, "crc32", H5P_DEFAULT), "crc32 of " + name), H5Aclose);
-  uint32_t stored = 0;
-  check(H5Aread(attr, H5T_NATIVE_UINT32, &stored), "reading crc32 of " + name);
-  uint32_t actual = crc_of(dest, (size_t)count * sizeof(T));
+  H5Handle attr(check(H5Aopen(d.ds, "crc32", H5P_DEFAULT), "crc32 of " + name), H5Aclose);
+  check(H5Aread(attr, H5T_NATIVE_UINT32, &d.stored_crc), "reading crc32 of " + name);
+  return d;
+}
+
+void require_checksum(const fs::path& file, const std::string& name, uint32_t stored, uint32_t actual) {
   COHORT_REQUIRE(stored == actual, "checkpoint " << file.string() << ": dataset " << name
                                                  << " fails its checksum (stored crc32 " << stored << ", data "
                                                  << actual << "): the file is corrupted");
 }
 
+// Reads dataset `name` (its element type checked against want_class and T), verifying its crc32. Returns
+// the dims through `dims_out` and the crc32 of the data read through `actual_crc` (set before a mismatch
+// is thrown).
 template <typename T>
 std::vector<T> read_dataset(hid_t where, const fs::path& file, const std::string& name, hid_t memory_type,
-                            H5T_class_t want_class, std::vector<hsize_t>* dims_out = nullptr) {
-  std::vector<T> out;
-  read_dataset_into<T>(where, file, name, memory_type, want_class, dims_out, &out, nullptr, 0);
+                            H5T_class_t want_class, std::vector<hsize_t>* dims_out = nullptr,
+                            uint32_t* actual_crc = nullptr) {
+  CheckedDataset d = open_checked(where, file, name, want_class, sizeof(T));
+  if (dims_out) *dims_out = d.dims;
+  std::vector<T> out((size_t)d.count);
+  if (d.count > 0)
+    H5Check{file}(H5Dread(d.ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "reading " + name);
+  const uint32_t actual = crc_of(out.data(), out.size() * sizeof(T));
+  if (actual_crc) *actual_crc = actual;
+  require_checksum(file, name, d.stored_crc, actual);
   return out;
 }
 
@@ -193,19 +333,69 @@ std::string read_text(hid_t where, const fs::path& file, const std::string& name
   return std::string(bytes.begin(), bytes.end());
 }
 
+// Where a dataset's `bytes` of little-endian fp32 lie in the file, when they can be read from there as they
+// are: one contiguous, unfiltered extent in the file itself, stored as this machine's floats. HADDR_UNDEF
+// otherwise (other layouts, conversions, external files), and those are read through HDF5.
+haddr_t raw_float_offset(hid_t ds, size_t bytes) {
+  if (H5Tequal(H5T_NATIVE_FLOAT, H5T_IEEE_F32LE) <= 0) return HADDR_UNDEF;
+  H5Handle type(H5Dget_type(ds), H5Tclose);
+  if (type < 0 || H5Tequal(type, H5T_IEEE_F32LE) <= 0) return HADDR_UNDEF;
+  H5Handle dcpl(H5Dget_create_plist(ds), H5Pclose);
+  if (dcpl < 0 || H5Pget_layout(dcpl) != H5D_CONTIGUOUS || H5Pget_nfilters(dcpl) != 0 ||
+      H5Pget_external_count(dcpl) != 0 || H5Dget_storage_size(ds) != (hsize_t)bytes)
+    return HADDR_UNDEF;
+  return H5Dget_offset(ds);
+}
+
+// The tensors of `group` as one flat vector in the layout's order. The metadata of every dataset is read
+// and checked first; then the data of those stored as they are in memory (all of cohort's own) is read
+// straight from the file on every thread, each piece checksummed while in cache, and the rest through HDF5.
 std::vector<float> read_tensors(hid_t file_id, const fs::path& file, const std::string& group,
                                 const std::vector<ParameterInfo>& layout) {
   const ParameterInfo& last = layout.back();
-  std::vector<float> flat((size_t)(last.offset + last.numel));
+  const size_t total = (size_t)(last.offset + last.numel);
+  std::vector<float> flat;
+  flat.reserve(total);
+  prefault(flat.data(), total * sizeof(float));
+  flat.resize(total);
+  std::error_code ec;
+  const uintmax_t file_bytes = fs::file_size(file, ec);
+  const int fd = ::open(file.c_str(), O_RDONLY);
+  COHORT_REQUIRE(fd >= 0 && !ec, "checkpoint " << file.string() << " cannot be opened: " << std::strerror(errno));
+  const std::unique_ptr<const int, void (*)(const int*)> close_fd(&fd, [](const int* f) { ::close(*f); });
+
+  ChunkedChecksums checksums;
+  std::vector<uint32_t> stored;
   for (const ParameterInfo& p : layout) {
-    std::vector<hsize_t> dims;
-    read_dataset_into<float>(file_id, file, group + "/" + p.name, H5T_NATIVE_FLOAT, H5T_FLOAT, &dims, nullptr,
-                             flat.data() + p.offset, p.numel);
-    bool same = dims.size() == p.shape.size();
-    for (size_t i = 0; same && i < dims.size(); ++i) same = (int64_t)dims[i] == p.shape[i];
-    COHORT_REQUIRE(same, "checkpoint " << file.string() << ": " << group << "/" << p.name
-                                       << " has a shape other than the model config's");
+    const std::string name = group + "/" + p.name;
+    CheckedDataset d = open_checked(file_id, file, name, H5T_FLOAT, sizeof(float), p.numel);
+    bool same = d.dims.size() == p.shape.size();
+    for (size_t i = 0; same && i < d.dims.size(); ++i) same = (int64_t)d.dims[i] == p.shape[i];
+    COHORT_REQUIRE(same,
+                   "checkpoint " << file.string() << ": " << name << " has a shape other than the model config's");
+    float* into = flat.data() + p.offset;
+    const size_t bytes = (size_t)p.numel * sizeof(float);
+    const haddr_t at = bytes > 0 ? raw_float_offset(d.ds, bytes) : HADDR_UNDEF;
+    if (at != HADDR_UNDEF) {
+      COHORT_REQUIRE(at <= file_bytes && bytes <= file_bytes - at,
+                     "checkpoint " << file.string() << ": dataset " << name << " lies past the end of the file "
+                                   << "(truncated)");
+      checksums.add_read(into, bytes, fd, (uint64_t)at);
+    } else {
+      if (bytes > 0)
+        H5Check{file}(H5Dread(d.ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, into), "reading " + name);
+      checksums.add(into, bytes);
+    }
+    stored.push_back(d.stored_crc);
   }
+  {
+    std::vector<std::jthread> helpers = start_helpers(thread_count(), [&checksums] { checksums.work(); });
+    checksums.work();
+  }
+  COHORT_REQUIRE(checksums.failure().empty(),
+                 "checkpoint " << file.string() << ": reading " << group << ": " << checksums.failure());
+  for (size_t i = 0; i < layout.size(); ++i)
+    require_checksum(file, group + "/" + layout[i].name, stored[i], checksums.crc(i));
   return flat;
 }
 
@@ -260,10 +450,11 @@ void select_flat_range(hid_t space, const std::vector<hsize_t>& dims, int64_t be
   if (pos < end) add(pos / cols, 0, 1, end - pos);  // the start of a last row
 }
 
-// Creates every dataset (collectively, under MPI-IO), writes this process's pieces (independently) and the
-// joined crc32 attributes.
-void write_pieces(hid_t file, const fs::path& path, const std::vector<Piece>& pieces) {
+// Pass one of writing the pieces: creates every dataset (collectively, under MPI-IO) and writes this
+// process's pieces into them (independently). Returns the datasets, open, for write_checksums.
+std::deque<H5Handle> write_data(hid_t file, const fs::path& path, const std::vector<Piece>& pieces) {
   H5Check check{path};
+  std::deque<H5Handle> datasets;
   for (const Piece& p : pieces) {
     const hid_t file_type = p.is_float ? H5T_IEEE_F32LE : H5T_STD_U8LE;
     const hid_t memory_type = p.is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8;
@@ -272,59 +463,115 @@ void write_pieces(hid_t file, const fs::path& path, const std::vector<Piece>& pi
     // Every byte is written once, by H5Dwrite below: no fill values first.
     H5Handle dcpl(check(H5Pcreate(H5P_DATASET_CREATE), "dataset properties"), H5Pclose);
     check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "fill time");
-    H5Handle ds(check(H5Dcreate2(file, p.name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                      "creating dataset " + p.name),
-                H5Dclose);
-    if (p.count > 0) {
-      hsize_t total = 1;
-      for (hsize_t d : p.dims) total *= d;
-      if (p.begin == 0 && (hsize_t)p.count == total) {
-        check(H5Dwrite(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data), "writing " + p.name);
-      } else {
-        H5Handle file_space(check(H5Dget_space(ds), "dataspace of " + p.name), H5Sclose);
-        select_flat_range(file_space, p.dims, p.begin, p.count, check);
-        hsize_t n = (hsize_t)p.count;
-        H5Handle memory_space(check(H5Screate_simple(1, &n, nullptr), "memory space"), H5Sclose);
-        check(H5Dwrite(ds, memory_type, memory_space, file_space, H5P_DEFAULT, p.data), "writing " + p.name);
-      }
+    const H5Handle& ds =
+        datasets.emplace_back(check(H5Dcreate2(file, p.name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                                    "creating dataset " + p.name),
+                              H5Dclose);
+    if (p.count == 0) continue;
+    hsize_t total = 1;
+    for (hsize_t d : p.dims) total *= d;
+    if (p.begin == 0 && (hsize_t)p.count == total) {
+      check(H5Dwrite(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data), "writing " + p.name);
+    } else {
+      H5Handle file_space(check(H5Dget_space(ds), "dataspace of " + p.name), H5Sclose);
+      select_flat_range(file_space, p.dims, p.begin, p.count, check);
+      hsize_t n = (hsize_t)p.count;
+      H5Handle memory_space(check(H5Screate_simple(1, &n, nullptr), "memory space"), H5Sclose);
+      check(H5Dwrite(ds, memory_type, memory_space, file_space, H5P_DEFAULT, p.data), "writing " + p.name);
     }
-    H5Handle scalar(check(H5Screate(H5S_SCALAR), "attribute space"), H5Sclose);
-    H5Handle attr(check(H5Acreate2(ds, "crc32", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT), "crc32 of " + p.name),
-                  H5Aclose);
+  }
+  return datasets;
+}
+
+// Pass two: the joined crc32 attribute of every dataset, the same on every process (collectively, under
+// MPI-IO, once join_checksums has given every process every checksum).
+void write_checksums(const std::deque<H5Handle>& datasets, const fs::path& path, const std::vector<Piece>& pieces) {
+  H5Check check{path};
+  H5Handle scalar(check(H5Screate(H5S_SCALAR), "attribute space"), H5Sclose);
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const Piece& p = pieces[i];
+    H5Handle attr(
+        check(H5Acreate2(datasets[i], "crc32", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT), "crc32 of " + p.name),
+        H5Aclose);
     check(H5Awrite(attr, H5T_NATIVE_UINT32, &p.crc), "writing crc32 of " + p.name);
   }
 }
 
-// Gives every process every piece's total size and joined crc32: a gather of (count, crc) over the learners,
-// the crcs combined in rank order (shards are contiguous and rank-ordered), byte datasets' offsets from the
-// counts before this rank's.
-void join_pieces(std::vector<Piece>& pieces, MPI_Comm comm) {
-  int rank = 0, size = 1;
-  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank), MPI_Comm_size(comm, &size);
+// Every learner's `mine` (the same number of values on each), one after another in rank order; without a
+// communicator, this process's own.
+std::vector<uint64_t> gather_per_piece(const std::vector<uint64_t>& mine, MPI_Comm comm, const char* what) {
+  if (comm == MPI_COMM_NULL) return mine;
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  std::vector<uint64_t> all(mine.size() * (size_t)size);
+  COHORT_REQUIRE(MPI_Allgather(mine.data(), (int)mine.size(), MPI_UINT64_T, all.data(), (int)mine.size(), MPI_UINT64_T,
+                               comm) == MPI_SUCCESS,
+                 "checkpoint: gathering the learners' " << what << " failed");
+  return all;
+}
+
+// Gives every process every byte dataset's total size and this process's offset in it, from the counts
+// before this rank's (shards are contiguous and rank-ordered). Before any dataset is created.
+void join_sizes(std::vector<Piece>& pieces, MPI_Comm comm) {
+  int rank = 0;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
   const size_t n = pieces.size();
-  std::vector<uint64_t> mine(2 * n), all(2 * n * (size_t)size);
-  for (size_t i = 0; i < n; ++i) mine[2 * i] = (uint64_t)pieces[i].count, mine[2 * i + 1] = pieces[i].crc;
-  if (comm == MPI_COMM_NULL) {
-    all = mine;
-  } else {
-    COHORT_REQUIRE(MPI_Allgather(mine.data(), (int)mine.size(), MPI_UINT64_T, all.data(), (int)mine.size(),
-                                 MPI_UINT64_T, comm) == MPI_SUCCESS,
-                   "checkpoint: gathering the learners' checksums failed");
-  }
+  std::vector<uint64_t> mine(n);
+  for (size_t i = 0; i < n; ++i) mine[i] = (uint64_t)pieces[i].count;
+  const std::vector<uint64_t> all = gather_per_piece(mine, comm, "sizes");
+  const size_t size = all.size() / n;
   for (size_t i = 0; i < n; ++i) {
-    uLong crc = crc32(0L, Z_NULL, 0);
+    if (pieces[i].is_float) continue;
     uint64_t total = 0, before = 0;
-    for (int r = 0; r < size; ++r) {
-      uint64_t count = all[2 * n * r + 2 * i], piece_crc = all[2 * n * r + 2 * i + 1];
-      size_t elem = pieces[i].is_float ? sizeof(float) : 1;
-      if (count > 0) crc = crc32_combine(crc, (uLong)piece_crc, (z_off_t)(count * elem));
-      if (r < rank) before += count;
-      total += count;
+    for (size_t r = 0; r < size; ++r) {
+      if ((int)r < rank) before += all[n * r + i];
+      total += all[n * r + i];
     }
-    pieces[i].crc = (uint32_t)crc;
-    if (!pieces[i].is_float) pieces[i].dims = {(hsize_t)total}, pieces[i].begin = (int64_t)before;
+    pieces[i].dims = {(hsize_t)total}, pieces[i].begin = (int64_t)before;
   }
 }
+
+// Gives every process every dataset's crc32: each piece's, gathered over the learners and joined in rank
+// order with crc32_combine. After this process's pieces' crcs are set.
+void join_checksums(std::vector<Piece>& pieces, MPI_Comm comm) {
+  const size_t n = pieces.size();
+  std::vector<uint64_t> mine(2 * n);
+  for (size_t i = 0; i < n; ++i) mine[2 * i] = (uint64_t)pieces[i].count, mine[2 * i + 1] = pieces[i].crc;
+  const std::vector<uint64_t> all = gather_per_piece(mine, comm, "checksums");
+  const size_t size = all.size() / (2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const size_t elem = pieces[i].is_float ? sizeof(float) : 1;
+    for (size_t r = 0; r < size; ++r) {
+      const uint64_t count = all[2 * n * r + 2 * i], piece_crc = all[2 * n * r + 2 * i + 1];
+      if (count > 0) crc = crc32_combine(crc, (uLong)piece_crc, (z_off_t)(count * elem));
+    }
+    pieces[i].crc = (uint32_t)crc;
+  }
+}
+
+// Starts writing a file's dirty pages to disk on a thread of its own, so the disk works while the caller
+// computes; wait() returns 0 or the errno of the sync. The file must be synced again after its last write:
+// this only shortens that sync.
+class BackgroundSync {
+ public:
+  explicit BackgroundSync(const fs::path& path) : fd_(::open(path.c_str(), O_RDONLY)) {
+    if (fd_ >= 0) thread_ = std::jthread([this] { error_ = ::fdatasync(fd_) == 0 ? 0 : errno; });
+  }
+  ~BackgroundSync() { wait(); }
+  BackgroundSync(const BackgroundSync&) = delete;
+  BackgroundSync& operator=(const BackgroundSync&) = delete;
+  int wait() {
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_), fd_ = -1;
+    return error_;
+  }
+
+ private:
+  int fd_;
+  int error_ = 0;
+  std::jthread thread_;
+};
 
 }  // namespace
 
@@ -378,11 +625,17 @@ void write_checkpoint(const fs::path& path, const Transformer& model, const Lear
   bytes("/model_config.json", model_json, lead);
   if (!shard.in_flight.empty())
     for (int r = 0; r < size; ++r) bytes("/in_flight/learner_" + std::to_string(r), shard.in_flight, r == rank);
-  for (Piece& p : pieces) p.crc = crc_of(p.data, (size_t)p.count * (p.is_float ? sizeof(float) : 1));
-  join_pieces(pieces, learners);
+  join_sizes(pieces, learners);
 
+  // The checksums are taken beside the writes, on the run's other threads (and then beside the sync), and
+  // written in a second pass: attributes are created collectively, with the same values on every learner,
+  // so the gather of the checksums must come between the data and the attributes.
+  ChunkedChecksums checksums;
+  for (const Piece& p : pieces) checksums.add(p.data, (size_t)p.count * (p.is_float ? sizeof(float) : 1));
+  std::vector<std::jthread> helpers = start_helpers(thread_count(), [&checksums] { checksums.work(); });
   fs::path tmp = path;
   tmp += ".tmp";
+  std::optional<BackgroundSync> data_sync;
   {
     H5Check check{path};
     H5Handle fapl(check(H5Pcreate(H5P_FILE_ACCESS), "file access properties"), H5Pclose);
@@ -396,13 +649,22 @@ void write_checkpoint(const fs::path& path, const Transformer& model, const Lear
       H5Handle g(check(H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), std::string("group ") + group),
                  H5Gclose);
     }
-    write_pieces(file, path, pieces);
+    const std::deque<H5Handle> datasets = write_data(file, path, pieces);
+    // Learner 0's disk writes the data back while the checksums are finished (this thread joins in).
+    if (lead) data_sync.emplace(tmp);
+    checksums.work();
+    helpers.clear();
+    for (size_t i = 0; i < pieces.size(); ++i) pieces[i].crc = checksums.crc(i);
+    join_checksums(pieces, learners);
+    write_checksums(datasets, path, pieces);
     check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flushing");
   }
   // Every learner's bytes are in the file once it is closed; learner 0 makes them durable and renames.
   std::string failure;
   if (lead) {
     try {
+      const int early = data_sync->wait();
+      COHORT_REQUIRE(early == 0, "fsync of " << tmp.string() << " failed: " << std::strerror(early));
       fsync_path(tmp, false);
       std::error_code ec;
       fs::rename(tmp, path, ec);
@@ -425,15 +687,17 @@ CheckpointContents read_checkpoint(const fs::path& path, CheckpointParts parts) 
   H5Handle file = open_for_reading(path);
   CheckpointContents c;
   nlohmann::json state;
+  bool ours = false;
   try {
+    // value() throws for a state that is not an object, or whose fields have other types.
     state = nlohmann::json::parse(read_text(file, path, "/state.json"));
+    ours = state.value("format", "") == "cohort-checkpoint" && state.value("format_version", 0) == 1;
   } catch (const nlohmann::json::exception& e) {
     COHORT_REQUIRE(false, "checkpoint " << path.string() << ": /state.json: " << e.what());
   }
-  COHORT_REQUIRE(state.value("format", "") == "cohort-checkpoint" && state.value("format_version", 0) == 1,
-                 "checkpoint " << path.string() << ": not a cohort checkpoint of format version 1");
+  COHORT_REQUIRE(ours, "checkpoint " << path.string() << ": not a cohort checkpoint of format version 1");
   nlohmann::json model_json;
-  bool in_flight = false;
+  bool in_flight = false, has_reference = false;
   try {
     model_json = nlohmann::json::parse(read_text(file, path, "/model_config.json"));
     c.state.step = state.at("step").get<int64_t>();
@@ -442,6 +706,7 @@ CheckpointContents read_checkpoint(const fs::path& path, CheckpointParts parts) 
     c.state.data_cursor = state.at("data_cursor");
     c.state.extra = state.value("extra", nlohmann::json::object());
     in_flight = state.value("in_flight", false);
+    has_reference = state.value("has_reference", false);
   } catch (const nlohmann::json::exception& e) {
     COHORT_REQUIRE(false, "checkpoint " << path.string() << ": /state.json: " << e.what());
   }
@@ -460,7 +725,7 @@ CheckpointContents read_checkpoint(const fs::path& path, CheckpointParts parts) 
   if (parts == CheckpointParts::weights) return c;
   c.adam_m = read_tensors(file, path, "/optimizer/m", layout);
   c.adam_v = read_tensors(file, path, "/optimizer/v", layout);
-  if (state.value("has_reference", false)) c.reference = read_tensors(file, path, "/reference", layout);
+  if (has_reference) c.reference = read_tensors(file, path, "/reference", layout);
   return c;
 }
 
@@ -487,9 +752,9 @@ std::vector<CheckpointDataset> list_checkpoint(const fs::path& path) {
     try {
       std::vector<hsize_t> dims;
       if (is_float) {
-        read_dataset<float>(file, path, d.name, H5T_NATIVE_FLOAT, H5T_FLOAT, &dims);
+        read_dataset<float>(file, path, d.name, H5T_NATIVE_FLOAT, H5T_FLOAT, &dims, &d.actual_crc32);
       } else {
-        read_dataset<uint8_t>(file, path, d.name, H5T_NATIVE_UINT8, H5T_INTEGER, &dims);
+        read_dataset<uint8_t>(file, path, d.name, H5T_NATIVE_UINT8, H5T_INTEGER, &dims, &d.actual_crc32);
       }
       d.shape.assign(dims.begin(), dims.end());
     } catch (const Error& e) {

@@ -21,9 +21,9 @@ command=train
 case $launch in
   single) ;;
   sft) command=sft; steps=60 ;;
-  mpi2) launcher=(mpirun --oversubscribe -np 2 "$cohort"); steps=12; export COHORT_THREADS=1 ;;
+  mpi2) launcher=(mpirun --oversubscribe -np 2 "$cohort"); steps=16; export COHORT_THREADS=1 ;;
   async3)
-    launcher=(mpirun --oversubscribe -np 3 "$cohort"); steps=12; export COHORT_THREADS=1
+    launcher=(mpirun --oversubscribe -np 3 "$cohort"); steps=16; export COHORT_THREADS=1
     extra=(distributed.colocated=false distributed.learners=2 distributed.rollout_workers=1 distributed.schedule=async-1) ;;
   *) echo "resume_test: LAUNCH is single, mpi2, async3 or sft, not '$launch'"; exit 2 ;;
 esac
@@ -94,6 +94,7 @@ verify_published() {
 }
 while ((attempts < 40)); do
   attempts=$((attempts + 1))
+  published_before=$(cat "$ckdir/latest" 2>/dev/null)
   "${launcher[@]}" "$command" "$tmp/run.yaml" "${extra[@]}" run.name=killed >>"$tmp/log" 2>&1 &
   pid=$!
   if ((kills < kills_wanted)); then
@@ -106,12 +107,24 @@ while ((attempts < 40)); do
       done
       compgen -G "$ckdir/*.tmp" >/dev/null && during_write=$((during_write + 1))
     else
-      sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 0.3 + 2.5 * rand() }')"
+      # A random moment after this launch has published a checkpoint of its own (so every launch makes
+      # progress however slowly the ranks start).
+      for _ in $(seq 1 3000); do
+        [ "$(cat "$ckdir/latest" 2>/dev/null)" != "$published_before" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+      done
+      sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 0.05 + 0.6 * rand() }')"
     fi
     if [ "$launch" = single ]; then
       victim=$pid
-    else  # a random rank; mpirun then ends the job
-      mapfile -t ranks < <(ours)
+    else  # a random rank, once mpirun has started them; mpirun then ends the job
+      ranks=()
+      for _ in $(seq 1 500); do
+        mapfile -t ranks < <(ours)
+        [ "${#ranks[@]}" -gt 0 ] || ! kill -0 "$pid" 2>/dev/null && break
+        sleep 0.01
+      done
       victim=${ranks[$((RANDOM % (${#ranks[@]} > 0 ? ${#ranks[@]} : 1)))]:-}
     fi
     if [ -n "$victim" ] && kill -0 "$pid" 2>/dev/null && kill -9 "$victim" 2>/dev/null; then kills=$((kills + 1)); fi
