@@ -5,24 +5,11 @@
 #include "model/byte_tokenizer.h"
 
 #include "kernels/error.h"
+#include "model/bpe_text.h"
 
 namespace cohort {
 
 namespace {
-
-// GPT-2's bytes_to_unicode(): printable Latin-1 bytes stand for themselves, the other
-// 68 bytes (controls, space, 0x7F-0xA0, 0xAD) map in byte order to U+0100 onwards.
-// Serving engines hard-code this table, so it must match GPT-2's bit for bit.
-std::array<char32_t, 256> gpt2_byte_to_unicode() {
-  std::array<char32_t, 256> table{};
-  char32_t next_unprintable = 0x100;
-  for (int byte = 0; byte < 256; ++byte) {
-    const bool printable =
-        (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || (byte >= 0xAE && byte <= 0xFF);
-    table[byte] = printable ? static_cast<char32_t>(byte) : next_unprintable++;
-  }
-  return table;
-}
 
 std::string utf8_encode(char32_t code_point) {
   std::string out;
@@ -98,7 +85,7 @@ std::string ByteTokenizer::special_name(int32_t id) const {
 
 nlohmann::json ByteTokenizer::to_hf_tokenizer_json() const {
   using nlohmann::json;
-  const std::array<char32_t, 256> byte_to_unicode = gpt2_byte_to_unicode();
+  const std::array<char32_t, 256>& byte_to_unicode = bpe::byte_to_char();  // GPT-2's table, shared
   json vocab = json::object();
   for (int byte = 0; byte < kNumByteTokens; ++byte) {
     vocab[utf8_encode(byte_to_unicode[byte])] = byte;
