@@ -32,7 +32,7 @@ passed=0
 failed=0
 tmp=$(mktemp -d)
 # Every cohort process of this test: the ranks of a job, or the one process.
-ours() { for pid in $(pgrep -x cohort); do tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$tmp/" && echo "$pid"; done; }
+ours() { for pid in $(pgrep -x cohort); do tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "$tmp/" && echo "$pid"; done; }
 trap 'for p in $(ours); do kill -9 "$p"; done; rm -rf "$tmp"' EXIT
 ok() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
