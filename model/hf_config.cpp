@@ -370,7 +370,7 @@ ModelConfig read_hf_config(const std::string& path) {
   json hf;
   try {
     hf = json::parse(text.str());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
     COHORT_REQUIRE(false, "HF config '" << file << "' is not valid JSON (" << e.what() << ")");
   }
   try {

@@ -152,7 +152,7 @@ nlohmann::json read_json_file(const fs::path& path) {
   text << in.rdbuf();
   try {
     return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number too large
     COHORT_REQUIRE(false, path.string() << " is not valid JSON (" << e.what() << ")");
   }
   return {};

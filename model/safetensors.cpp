@@ -134,7 +134,7 @@ Header parse_header(InputFile& file) {
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number too large
     COHORT_REQUIRE(false, where << ": header is not valid JSON (" << e.what() << ")");
   }
   COHORT_REQUIRE(json.is_object(), where << ": header must be a JSON object, got " << json.type_name());
@@ -435,7 +435,7 @@ SafetensorsLoadReport load_safetensors_sharded(Transformer& model, const std::st
   nlohmann::json index;
   try {
     index = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number too large
     COHORT_REQUIRE(false, where << " is not valid JSON (" << e.what() << ")");
   }
   COHORT_REQUIRE(index.is_object(), where << " must be a JSON object, got " << index.type_name());

@@ -73,6 +73,8 @@ void read_jsonl_objects(const std::string& path, bool skip_malformed, DatasetLoa
       row = json::parse(text);
     } catch (const json::parse_error& e) {
       reason = describe_parse_error(e);
+    } catch (const json::exception& e) {  // out_of_range: a number too large for any type
+      reason = std::string("not valid JSON: ") + e.what();
     }
     if (reason.empty() && !row.is_object()) reason = "expected a JSON object, got " + std::string(row.type_name());
     if (reason.empty()) reason = accept(row, number);

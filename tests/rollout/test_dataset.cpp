@@ -364,6 +364,17 @@ TEST(Cursor, BadArgumentsAreErrors) {
   expect_error([&] { cursor.next(-1); }, {"cannot draw -1"});
 }
 
+TEST_F(Dataset, ANumberTooLargeForAnyTypeIsAMalformedLine) {
+  // nlohmann::json throws out_of_range, not parse_error, for it: found by fuzz_safetensors in the same parser.
+  const std::string path = write("big.jsonl", "{\"prompt\": \"a\", \"n\": 2222222222201e423}\n{\"prompt\": \"b\"}\n");
+  DatasetLoadReport report;
+  PromptDataset d = PromptDataset::load_jsonl({.path = path}, &report);
+  ASSERT_EQ(d.size(), 1);
+  EXPECT_EQ(d[0].prompt, "b");
+  EXPECT_EQ(report.skipped, 1);
+  EXPECT_NE(report.first_errors[0].find(path + ":1: not valid JSON"), std::string::npos) << report.first_errors[0];
+}
+
 TEST_F(Dataset, Gsm8kRowsGiveTheQuestionAndTheFinalAnswer) {
   const std::string path =
       write("gsm8k.jsonl",
