@@ -26,6 +26,9 @@
 #include "model/model_directory.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
+#include "reward/client.h"
+#include "reward/plugin_loader.h"
+#include "reward/server.h"
 #include "rollout/engine.h"
 #include "trainer/checkpoint.h"
 #include "trainer/run.h"
@@ -167,6 +170,15 @@ int inspect_checkpoint(const std::string& path_arg, bool as_json) {
 
 }  // namespace
 
+// The reward server's closing line: what it answered.
+static void print_server_summary(const reward::v1::StatsReply& s) {
+  std::printf(
+      "cohort reward-server: stopped after %.0f s: %llu requests answered, %llu errors sent, %llu "
+      "connections, %llu workers replaced\n",
+      s.uptime_s(), (unsigned long long)s.requests(), (unsigned long long)s.errors(),
+      (unsigned long long)s.connections_total(), (unsigned long long)s.workers_replaced());
+}
+
 int main(int argc, char** argv) {
   // Under mpirun every rank runs this; a plain process never touches MPI.
   std::unique_ptr<comm::World> world;
@@ -265,6 +277,38 @@ int main(int argc, char** argv) {
   render->add_option("--tokenizer-config", template_config, "a tokenizer_config.json")->excludes(model_option);
   render->add_option("--messages", template_messages, "JSON file: a list of {role, content} messages")->required();
   render->add_flag("--generation-prompt", generation_prompt, "end with the assistant turn's opening");
+  std::string server_config, server_token_file;
+  std::vector<std::string> server_plugins;
+  bool server_isolate = false;
+  reward::ServerOptions server_options;
+  int64_t server_workers = 0, server_worker_memory_mb = reward::ServiceOptions{}.worker_memory_mb;
+  double server_timeout_s = reward::ServiceOptions{}.timeout_s;
+  auto* serve =
+      app.add_subcommand("reward-server", "serve reward functions over the reward protocol (docs/reward-protocol.md)");
+  serve->add_option("--listen", server_options.listen, "HOST:PORT to listen on (port 0: any free port)")
+      ->capture_default_str();
+  serve->add_option("--config", server_config,
+                    "a training config whose rewards (and reward.plugins, reward.isolate) are served; without one, "
+                    "every built-in and plugin kind that needs no options, under its kind's name");
+  serve->add_option("--plugin", server_plugins, "a reward plugin (shared library); repeatable");
+  serve->add_option("--token-file", server_token_file, "clients must present this file's secret in their Hello");
+  serve->add_flag("--isolate", server_isolate, "score every function in worker processes (plugins always are)");
+  serve->add_option("--workers", server_workers, "isolated worker processes (0: the cores)");
+  serve->add_option("--worker-memory-mb", server_worker_memory_mb, "memory a worker may add to what it inherited")
+      ->capture_default_str();
+  serve->add_option("--timeout", server_timeout_s, "seconds an isolated function may spend on one sample")
+      ->capture_default_str();
+  serve->add_option("--score-threads", server_options.threads, "threads scoring requests (0: the cores)");
+  serve->add_option("--max-frame-bytes", server_options.max_frame_bytes, "largest frame accepted")
+      ->capture_default_str();
+  serve->add_option("--read-timeout", server_options.read_timeout_s, "seconds a begun frame may take to arrive")
+      ->capture_default_str();
+  serve->add_option("--idle-timeout", server_options.idle_timeout_s, "seconds an idle connection stays open")
+      ->capture_default_str();
+  serve->add_option("--deadline", server_options.default_deadline_s, "a request's deadline when it names none")
+      ->capture_default_str();
+  serve->add_option("--max-connections", server_options.max_connections, "connections served at once")
+      ->capture_default_str();
   auto* info = app.add_subcommand("model-info", "print a named model size's shape and parameter names");
   info->add_option("--model", size, "named model size")->capture_default_str();
 
@@ -414,6 +458,51 @@ int main(int argc, char** argv) {
       COHORT_REQUIRE(messages.is_array(), "template: " << template_messages << " is not a JSON list of messages");
       std::string out = chat.render(messages, generation_prompt, nlohmann::ordered_json::object());
       std::fwrite(out.data(), 1, out.size(), stdout);
+      return 0;
+    }
+    if (*serve) {
+      apply_threads(threads, 0);
+      nlohmann::json rewards = nlohmann::json::array();
+      reward::ServiceOptions service;
+      if (!server_config.empty()) {
+        load_settings(schema, settings, server_config, {});
+        service = settings.reward;
+        // A server scores what it has; it does not forward to other servers.
+        for (const auto& entry : settings.rewards)
+          if (!(entry.is_object() && entry.value("kind", "") == "remote")) rewards.push_back(entry);
+      }
+      service.endpoints.clear();
+      service.plugins.insert(service.plugins.end(), server_plugins.begin(), server_plugins.end());
+      if (server_isolate) service.isolate = true;
+      if (server_workers > 0) service.workers = server_workers;
+      service.worker_memory_mb = server_worker_memory_mb;
+      service.timeout_s = server_timeout_s;
+      if (rewards.empty()) {
+        for (const std::string& path : service.plugins) reward::load_reward_plugin(path);
+        std::vector<std::string> kinds = reward::reward_kinds();
+        for (const std::string& k : reward::plugin_kinds()) kinds.push_back(k);
+        for (const std::string& kind : kinds) {
+          try {
+            reward::make_reward_function(kind, nlohmann::json::object());
+            rewards.push_back({{"kind", kind}});
+          } catch (const std::exception&) {
+            // a kind that needs options is served only through --config
+          }
+        }
+      }
+      reward::RewardSet functions(rewards, service);
+      std::string listing;
+      for (size_t i = 0; i < functions.names().size(); ++i)
+        listing += (i ? ", " : "") + functions.names()[i] + " (" + functions.placement(i) + ")";
+      if (!server_token_file.empty()) server_options.token = reward::read_token_file(server_token_file);
+      server_options.handle_signals = true;
+      reward::RewardServer server(std::move(functions), server_options);
+      const std::string host = reward::parse_endpoint(server_options.listen, "--listen").host;
+      std::printf("cohort reward-server: serving %s\n", listing.c_str());
+      std::printf("listening on %s:%u\n", host.c_str(), (unsigned)server.port());
+      std::fflush(stdout);
+      server.run();
+      print_server_summary(server.stats());
       return 0;
     }
     if (*info) {

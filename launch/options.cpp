@@ -66,7 +66,25 @@ void declare_options(config::Schema& schema, trainer::Settings& s) {
   c("rollout.chat", &s.rollout.chat,
     "give each prompt as a user message through the model's chat template (tokenizer_config.json)");
   // rewards
-  c("rewards", &s.rewards, "list of reward functions: {name, kind, weight, options...}; see docs/rewards.md");
+  c("rewards", &s.rewards,
+    "list of reward functions: {name, kind, weight, isolate, timeout_s, options...}; see docs/rewards.md");
+  c("reward.endpoints", &s.reward.endpoints,
+    "reward servers (HOST:PORT) that score the rewards of kind remote; a failed request moves to the next");
+  c.choice("reward.on_unavailable", &s.reward.on_unavailable,
+           "when no reward server answers: skip (no score, counted in reward/unscored/unavailable, warned) or stop",
+           {{"skip", reward::OnUnavailable::skip}, {"stop", reward::OnUnavailable::stop}});
+  c("reward.token_file", &s.reward.token_file, "file holding the reward servers' shared secret");
+  c("reward.isolate", &s.reward.isolate,
+    "score every reward function in worker processes (a hang or crash costs one sample's score)");
+  c("reward.plugins", &s.reward.plugins, "shared libraries adding reward kinds (reward/plugin.h); run isolated");
+  c("reward.workers", &s.reward.workers, "isolated worker processes (0: the cores)", 0, 4096);
+  c("reward.worker_memory_mb", &s.reward.worker_memory_mb,
+    "memory an isolated worker may allocate beyond what it inherited (0: no limit)", 0);
+  c("reward.timeout_s", &s.reward.timeout_s, "deadline per sample of an isolated or remote function", 0.001, 86400.0);
+  c("reward.batch_size", &s.reward.batch_size, "samples per request to a reward server", 1, 65536);
+  c("reward.connections", &s.reward.connections, "connections per reward server", 1, 1024);
+  c("reward.retries", &s.reward.retries, "further tries of a failed reward request, on the next server first", 0, 100);
+  c("reward.connect_timeout_s", &s.reward.connect_timeout_s, "deadline to connect to a reward server", 0.001, 3600.0);
   // algorithm
   c.choice("algorithm.scale_rewards", &s.algorithm.advantages.scale,
            "divide advantages by the group's std, the batch's, or not at all (Dr. GRPO)",

@@ -12,15 +12,19 @@ std::vector<reward::RewardSet::Result> score_all(const reward::RewardSet& reward
                                                  const std::vector<const rollout::PromptRecord*>& records,
                                                  const std::vector<std::string>& prompts,
                                                  const std::vector<rollout::Completion>& completions) {
-  std::vector<reward::RewardSet::Result> out(completions.size());
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int64_t i = 0; i < (int64_t)completions.size(); ++i) {
+  std::vector<reward::RewardInput> inputs;
+  inputs.reserve(completions.size());
+  for (size_t i = 0; i < completions.size(); ++i) {
     const rollout::Completion& c = completions[i];
-    reward::RewardInput in{prompts[i], c.text, records[i]->row, (int64_t)c.tokens.size(),
-                           c.finish == rollout::FinishReason::length};
-    out[i] = rewards.score(in);
+    inputs.push_back(
+        {prompts[i], c.text, records[i]->row, (int64_t)c.tokens.size(), c.finish == rollout::FinishReason::length});
   }
-  return out;
+  // In-process functions on this rank's threads; isolated and remote ones meanwhile in their processes.
+  auto parallel = [](int64_t n, const std::function<void(int64_t)>& body) {
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t i = 0; i < n; ++i) body(i);
+  };
+  return rewards.score_batch(inputs, parallel);
 }
 
 EvalResult evaluate(Transformer& model, const Settings& s, const Common& c) {

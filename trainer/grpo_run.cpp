@@ -94,9 +94,10 @@ Topology make_topology(const Settings& s) {
   return t;
 }
 
-void set_score(proto::Score* out, const std::optional<double>& v) {
+void set_score(proto::Score* out, const std::optional<double>& v, reward::Unscored why = reward::Unscored::none) {
   out->set_scored(v.has_value());
   out->set_value(v.value_or(0.0));
+  if (!v) out->set_unscored_reason((uint32_t)why);
 }
 
 std::optional<double> score_of(const proto::Score& s) {
@@ -217,7 +218,8 @@ StepRollout rollout_step(const Settings& s, const Common& c, rollout::Generation
       sc->mutable_logprobs()->Add(completions[i].logprobs.begin(), completions[i].logprobs.end());
       sc->set_truncated(completions[i].finish == rollout::FinishReason::length);
       sc->set_text(completions[i].text);
-      for (const auto& v : scores[i].per_function) set_score(sc->add_scores(), v);
+      for (size_t f = 0; f < scores[i].per_function.size(); ++f)
+        set_score(sc->add_scores(), scores[i].per_function[f], scores[i].reasons[f]);
       set_score(sc->mutable_total(), scores[i].total);
     }
     // keep[g]: whether group g of this round stays; under dynamic sampling each worker fills its own and
@@ -300,7 +302,10 @@ LearnerBatch learner_batch(const Settings& s, const Common& c, comm::Collective&
       x.advantage = advantages[out.samples.size() - 1];
       x.truncated = sc.truncated();
       std::vector<std::optional<double>> per_function;
-      for (const auto& v : sc.scores()) per_function.push_back(score_of(v));
+      for (const auto& v : sc.scores()) {
+        per_function.push_back(score_of(v));
+        if (!v.scored()) out.stats.add_unscored(v.unscored_reason());
+      }
       COHORT_REQUIRE(per_function.size() == c.rewards->names().size(),
                      "rank " << rank << ": a completion carries " << per_function.size() << " scores, expected "
                              << c.rewards->names().size());

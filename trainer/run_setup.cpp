@@ -106,7 +106,7 @@ Common setup(const Settings& s, std::ostream& log) {
   }
   c.model = make_model(s, *c.tokenizer, log);
   c.model->set_logit_temperature(s.rollout.temperature > 0 ? s.rollout.temperature : 1.0);
-  c.rewards = std::make_unique<reward::RewardSet>(s.rewards);
+  c.rewards = std::make_unique<reward::RewardSet>(s.rewards, s.reward);
   if (!s.data.test.empty())
     c.test = std::make_unique<rollout::PromptDataset>(load_prompts(s, s.data.test, "test", log));
   return c;
@@ -176,7 +176,7 @@ void validate_settings(const Settings& s, RunKind kind) {
     check(!s.rewards.empty(), "rewards is empty: configure at least one reward function");
     if (!s.rewards.empty()) {
       try {
-        reward::RewardSet set(s.rewards);
+        reward::RewardSet set(s.rewards, s.reward);
       } catch (const std::exception& e) {
         problems.push_back(e.what());
       }

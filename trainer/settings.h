@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/transformer.h"
+#include "reward/outcome.h"
 #include "rollout/dataset.h"
 #include "rollout/sampler.h"
 #include "trainer/advantages.h"
@@ -117,6 +118,7 @@ struct Settings {
   DataSettings data;
   RolloutSettings rollout;
   nlohmann::json rewards = nlohmann::json::array();
+  reward::ServiceOptions reward;  // where the reward functions run: isolated workers, plugins, remote servers
   AlgorithmSettings algorithm;
   OptimSettings optim;
   TrainSettings train;

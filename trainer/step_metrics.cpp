@@ -73,6 +73,25 @@ void StepStats::add_groups(const AdvantageStats& a) {
   sums_[unscored] += (double)a.unscored;
 }
 
+void StepStats::add_unscored(uint32_t reason) {
+  switch (reason) {
+    case 2:
+      sums_[lost_failed] += 1;
+      break;
+    case 3:
+      sums_[lost_timeout] += 1;
+      break;
+    case 4:
+      sums_[lost_crashed] += 1;
+      break;
+    case 5:
+      sums_[lost_unavailable] += 1;
+      break;
+    default:
+      break;  // not applicable: the function had nothing to score
+  }
+}
+
 void StepStats::sum_over(comm::Collective& group) {
   group.all_reduce_sum(sums_.data(), (int64_t)sums_.size());
   group.all_reduce_max(&len_max_, 1);
@@ -113,6 +132,10 @@ void StepStats::write(nlohmann::json& m, const std::vector<std::string>& names) 
   m["frac_zero_std"] = sums_[groups] ? sums_[zero_signal] / sums_[groups] : 0.0;
   m["unscored"] = sums_[unscored];
   m["policy_lag"] = sums_[lag_sum] / n();
+  m["reward/unscored/failed"] = sums_[lost_failed];
+  m["reward/unscored/timeout"] = sums_[lost_timeout];
+  m["reward/unscored/crashed"] = sums_[lost_crashed];
+  m["reward/unscored/unavailable"] = sums_[lost_unavailable];
 }
 
 void write_update_metrics(nlohmann::json& m, const UpdateMetrics& u) {

@@ -52,10 +52,12 @@ class StepStats {
   void add_sample(const std::optional<double>& total, const std::vector<std::optional<double>>& per_function,
                   int64_t accuracy_index, double length, bool truncated, double policy_lag);
   void add_groups(const AdvantageStats& a);
+  // A (sample, function) without a score, by its reason (reward::Unscored's value).
+  void add_unscored(uint32_t reason);
   // Sums over every rank of `group`.
   void sum_over(comm::Collective& group);
   // reward, reward_std, reward/NAME/{mean,std,scored}, accuracy, completion_length/{mean,max},
-  // truncated_fraction, frac_zero_std, unscored, policy_lag.
+  // truncated_fraction, frac_zero_std, unscored, policy_lag, reward/unscored/{failed,timeout,crashed,unavailable}.
   void write(nlohmann::json& m, const std::vector<std::string>& names) const;
   double reward_mean() const;
   double accuracy() const;
@@ -74,6 +76,10 @@ class StepStats {
     zero_signal,
     unscored,
     lag_sum,
+    lost_failed,  // reward/unscored/{failed,timeout,crashed,unavailable}: scores lost to a broken function or server
+    lost_timeout,
+    lost_crashed,
+    lost_unavailable,
     fixed_fields
   };
   size_t functions_;

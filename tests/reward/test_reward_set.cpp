@@ -34,8 +34,8 @@ std::string config_error(const nlohmann::json& config) {
 }
 
 TEST(RewardKinds, ListAndFactory) {
-  EXPECT_EQ(reward_kinds(), (std::vector<std::string>{"countdown", "exact_match", "format", "length_penalty",
-                                                      "math_verify", "overlong"}));
+  EXPECT_EQ(reward_kinds(), (std::vector<std::string>{"code_tests", "countdown", "exact_match", "format",
+                                                      "length_penalty", "math_verify", "overlong"}));
   for (std::string kind : {"countdown", "exact_match", "format"}) {
     EXPECT_EQ(make_reward_function(kind, nullptr)->kind(), kind);
   }
