@@ -376,26 +376,29 @@ status=0
 timeout 60 "$python" "$here/server.py" --listen 127.0.0.1:nonsense >/dev/null 2>"$tmp/listen.err" || status=$?
 if [ "$status" -eq 2 ] && grep -q "not HOST:PORT" "$tmp/listen.err"; then ok; else fail "a bad --listen: status $status"; fi
 
-# ---- PLACEHOLDER: train a few steps against the server (the lead engineer fills this in) ----------------
-# Needs the cohort binary ($COHORT, the first argument) with remote rewards. Sketch:
-#
-# if [ -n "$COHORT" ] && start_server train; then
-#   for i in $(seq 0 15); do echo "{\"prompt\": \"$i+1=\", \"answer\": \"$((i + 1))\"}"; done >"$tmp/plain.jsonl"
-#   cat >"$tmp/remote.yaml" <<YAML
-# model: {size: small}
-# data: {train: $tmp/plain.jsonl}
-# rollout: {group_size: 2, prompts_per_step: 2, max_new_tokens: 4}
-# reward: {on_unavailable: stop}
-# rewards: [{name: accuracy, kind: remote, function: exact_match}]
-# train: {steps: 2}
-# YAML
-#   if timeout 600 "$COHORT" train "$tmp/remote.yaml" "reward.endpoints=[127.0.0.1:$port]" run.name=remote \
-#       run.dir="$tmp/runs" >"$tmp/train.log" 2>&1; then ok; else fail "train against server.py: $(tail -3 "$tmp/train.log")"; fi
-#   grep -q '"reward/accuracy/scored"' "$tmp/runs/remote/metrics.jsonl" && ok || fail "no remote reward metrics"
-#   # the server saw the requests: ask it for stats (client_check.py prints them) before stopping it
-#   stop_server train && ok || fail "SIGTERM of the training server"
-# fi
-# --------------------------------------------------------------------------------------------------------
+# ---- cohort trains a few steps against server.py (remote rewards over the protocol) ----------------------
+if [ -n "$COHORT" ] && start_server train; then
+  for i in $(seq 0 15); do echo "{\"prompt\": \"$i+1=\", \"answer\": \"$((i + 1))\"}"; done >"$tmp/plain.jsonl"
+  cat >"$tmp/remote.yaml" <<YAML
+model: {size: tiny}
+data: {train: $tmp/plain.jsonl}
+rollout: {group_size: 2, prompts_per_step: 2, max_new_tokens: 4}
+reward: {on_unavailable: stop}
+rewards: [{name: accuracy, kind: remote, function: exact_match}, {name: short, kind: remote, function: length_under}]
+train: {steps: 3}
+YAML
+  if timeout 600 "$COHORT" train "$tmp/remote.yaml" "reward.endpoints=[127.0.0.1:$port]" run.name=remote \
+    run.dir="$tmp/runs" >"$tmp/train.log" 2>&1; then ok; else fail "train against server.py: $(tail -3 "$tmp/train.log")"; fi
+  # Every sample got its remote scores: length_under always scores, and nothing was lost.
+  if python3 - "$tmp/runs/remote/metrics.jsonl" <<'PY'; then ok; else fail "remote reward metrics"; fi
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+steps = [r for r in rows if "reward/short/scored" in r]
+assert len(steps) == 3, rows
+assert all(r["reward/short/scored"] == 1.0 and r["reward/unscored/unavailable"] == 0 for r in steps), steps
+PY
+  stop_server train && ok || fail "SIGTERM of the training server"
+fi
 
 echo "reward python: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
