@@ -31,6 +31,7 @@
 #include "reward/server.h"
 #include "rollout/engine.h"
 #include "trainer/checkpoint.h"
+#include "trainer/report.h"
 #include "trainer/run.h"
 #include "trainer/step_metrics.h"
 #include "trainer/weight_sync.h"
@@ -277,6 +278,14 @@ int main(int argc, char** argv) {
   render->add_option("--tokenizer-config", template_config, "a tokenizer_config.json")->excludes(model_option);
   render->add_option("--messages", template_messages, "JSON file: a list of {role, content} messages")->required();
   render->add_flag("--generation-prompt", generation_prompt, "end with the assistant turn's opening");
+  std::vector<std::string> report_runs;
+  std::string report_out;
+  auto* report = app.add_subcommand("report",
+                                    "render a run's report/ (plots, samples, config), or several runs on "
+                                    "the same axes with the config keys that differ");
+  report->add_option("runs", report_runs, "run directories (runs/NAME)")->required();
+  report->add_option("--out", report_out,
+                     "where to write (default: RUN/report for one run, ./report-compare for several)");
   std::string server_config, server_token_file;
   std::vector<std::string> server_plugins;
   bool server_isolate = false;
@@ -458,6 +467,16 @@ int main(int argc, char** argv) {
       COHORT_REQUIRE(messages.is_array(), "template: " << template_messages << " is not a JSON list of messages");
       std::string out = chat.render(messages, generation_prompt, nlohmann::ordered_json::object());
       std::fwrite(out.data(), 1, out.size(), stdout);
+      return 0;
+    }
+    if (*report) {
+      const std::filesystem::path out = !report_out.empty()       ? std::filesystem::path(report_out)
+                                        : report_runs.size() == 1 ? std::filesystem::path(report_runs[0]) / "report"
+                                                                  : std::filesystem::path("report-compare");
+      std::vector<std::filesystem::path> dirs(report_runs.begin(), report_runs.end());
+      trainer::ReportSummary r = trainer::render_report(dirs, out);
+      std::printf("report: %s/index.html, %zu plots from %lld metric rows of %zu run%s\n", out.string().c_str(),
+                  r.plots.size(), (long long)r.steps, dirs.size(), dirs.size() == 1 ? "" : "s");
       return 0;
     }
     if (*serve) {

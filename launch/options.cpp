@@ -136,6 +136,8 @@ void declare_options(config::Schema& schema, trainer::Settings& s) {
   c("train.checkpoint_every", &s.train.checkpoint_every,
     "write an HDF5 checkpoint every N steps (0: at the end only); docs/checkpoints.md", 0);
   c("train.keep_checkpoints", &s.train.keep_checkpoints, "checkpoints kept in runs/NAME/checkpoints", 1);
+  c("train.report_every", &s.train.report_every,
+    "steps between refreshes of the run's report/ (plots and samples; 0: at the end only)", 0);
   c("train.resume", &s.train.resume,
     "auto: continue from runs/NAME/checkpoints/latest if there is one; never; or a checkpoint's path");
   c("train.accuracy_reward", &s.train.accuracy_reward,

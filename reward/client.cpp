@@ -15,9 +15,13 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <latch>
 #include <mutex>
 #include <sstream>
 #include <thread>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "reward/frame.h"
 #include "reward/protocol.h"
@@ -268,7 +272,12 @@ std::vector<std::vector<Outcome>> RewardClient::score(const std::vector<RewardIn
     v1::ClientMessage message;
     v1::ScoreRequest* request = message.mutable_score();
     request->set_request_id(next_request_id_++);
-    for (size_t i = begin; i < end; ++i) set_sample(request->add_samples(), inputs[i], i - begin);
+    const Metadata* row = nullptr;  // a group's completions share their row: write its JSON once
+    std::string row_json;
+    for (size_t i = begin; i < end; ++i) {
+      if (&inputs[i].metadata != row) row = &inputs[i].metadata, row_json = metadata_text(*row);
+      set_sample(request->add_samples(), inputs[i], i - begin, &row_json);
+    }
     for (const std::string& f : functions) request->add_functions(f);
     request->set_deadline_ms((uint32_t)std::clamp(timeout_s * 1000.0, 1.0, 4e9));
     std::string last_error = "no reward server configured";
@@ -348,11 +357,23 @@ std::vector<std::vector<Outcome>> RewardClient::score(const std::vector<RewardIn
       }
     }
   };
+  // The caller takes chunks too; helpers come from a pool kept for the client's life (a thread started per
+  // call costs more than scoring a batch of a cheap function).
   const size_t threads = std::min(chunks, (size_t)options_.connections * servers_.size());
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  std::latch helpers_done((std::ptrdiff_t)(threads > 0 ? threads - 1 : 0));
+  if (threads > 1) {
+    std::call_once(helpers_once_, [&] {
+      helpers_ = std::make_unique<boost::asio::thread_pool>((size_t)options_.connections * servers_.size() - 1);
+    });
+    for (size_t t = 1; t < threads; ++t) {
+      boost::asio::post(*helpers_, [&] {
+        worker();
+        helpers_done.count_down();
+      });
+    }
+  }
   worker();
-  for (std::thread& t : pool) t.join();
+  helpers_done.wait();
   if (config_failure) std::rethrow_exception(config_failure);
   if (!unavailable_why.empty())
     throw RewardUnavailable("no reward server could score (reward.on_unavailable: stop): " + unavailable_why);

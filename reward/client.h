@@ -9,8 +9,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include <boost/asio/thread_pool.hpp>
 
 #include "comm/proto/reward.pb.h"
 #include "reward/outcome.h"
@@ -66,6 +69,8 @@ class RewardClient {
   std::vector<std::unique_ptr<Server>> servers_;
   std::atomic<uint64_t> next_request_id_{1};
   std::atomic<int64_t> retried_{0}, unavailable_{0};
+  std::once_flag helpers_once_;
+  std::unique_ptr<boost::asio::thread_pool> helpers_;  // run a call's chunks beside the caller
 };
 
 }  // namespace cohort::reward

@@ -18,7 +18,11 @@ constexpr uint32_t kProtocolVersion = 1;
 // Bound on the messages a peer or a function can make us carry.
 constexpr size_t kMaxMessageChars = 300;
 
-void set_sample(v1::Sample* sample, const RewardInput& input, uint64_t id);
+// metadata_json: the input's metadata already written as JSON text (a group's samples share one row), or
+// null to write it here.
+void set_sample(v1::Sample* sample, const RewardInput& input, uint64_t id, const std::string* metadata_json = nullptr);
+// The metadata as the compact JSON text a Sample carries ("" for null).
+std::string metadata_text(const Metadata& metadata);
 void set_outcome(v1::FunctionScore* score, const Outcome& outcome);
 Outcome outcome_of(const v1::FunctionScore& score);
 

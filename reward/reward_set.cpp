@@ -171,8 +171,10 @@ std::vector<std::vector<Outcome>> RewardSet::score_outcomes(const std::vector<Re
   }
   // Remote and isolated functions wait on other processes: they run beside the in-process ones.
   std::future<void> remote_done, isolated_done;
+  // Remote and isolated parts run on their own threads only when something else runs beside them.
+  const auto policy = [&](bool others) { return others ? std::launch::async : std::launch::deferred; };
   if (!remote.empty() && n > 0) {
-    remote_done = std::async(std::launch::async, [&] {
+    remote_done = std::async(policy(!local.empty() || !isolated.empty()), [&] {
       std::vector<std::string> functions;
       double timeout = 0;
       for (size_t k : remote) {
@@ -185,7 +187,7 @@ std::vector<std::vector<Outcome>> RewardSet::score_outcomes(const std::vector<Re
     });
   }
   if (!isolated.empty() && n > 0) {
-    isolated_done = std::async(std::launch::async, [&] {
+    isolated_done = std::async(policy(!local.empty()), [&] {
       std::vector<IsolatedTask> tasks;
       std::vector<size_t> pool_index(functions_.size(), 0);
       for (size_t f = 0, p = 0; f < functions_.size(); ++f)
@@ -209,7 +211,7 @@ std::vector<std::vector<Outcome>> RewardSet::score_outcomes(const std::vector<Re
   }
   // Wait for both before rethrowing either's exception: they write into `out`.
   std::exception_ptr failure;
-  for (std::future<void>* f : {&remote_done, &isolated_done}) {
+  for (std::future<void>* f : {&isolated_done, &remote_done}) {  // a deferred part runs here, first
     if (!f->valid()) continue;
     try {
       f->get();

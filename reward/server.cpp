@@ -232,6 +232,13 @@ RequestHandler::Reply RequestHandler::handle(const std::string& frame, bool& han
   std::vector<int> input_of((size_t)n, -1);
   for (int i = 0; i < n; ++i) {
     const v1::Sample& s = request.samples(i);
+    if (i > 0 && input_of[(size_t)i - 1] >= 0 && s.metadata_json() == request.samples(i - 1).metadata_json()) {
+      // The same row as the previous sample (a group's completions): parsed once.
+      const RewardInput& previous = inputs.back();
+      input_of[(size_t)i] = (int)inputs.size();
+      inputs.push_back({s.prompt(), s.completion(), previous.metadata, s.completion_tokens(), s.truncated()});
+      continue;
+    }
     metadata[(size_t)i] = Metadata::object();
     if (!s.metadata_json().empty()) {
       try {

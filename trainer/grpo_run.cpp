@@ -483,6 +483,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
         entries.push_back(std::move(entry));
       }
       write_rollout_log(*dir, step, s.train.log_rollouts, entries, c.rewards->names());
+      if (s.train.report_every > 0 && step % s.train.report_every == 0 && step < steps) refresh_report(*dir, log);
       progress_line(log, step, steps, batch.stats.reward_mean(), batch.stats.accuracy(), batch.stats.length_mean(),
                     u.kl, seconds_since(t_step),
                     // elapsed as if every step took this run's average, so the ETA holds after a resume
@@ -524,6 +525,7 @@ RunSummary run_grpo(const Settings& s, const std::string& yaml, std::ostream& lo
   }
   if (t.rank == 0) {
     save_run_model(c, model, dir->path / "model");
+    refresh_report(*dir, log);
     log << "saved model to " << (dir->path / "model").string() << "\n";
   }
   summary.steps = steps;

@@ -97,6 +97,7 @@ RunSummary run_sft(const Settings& s, const std::string& yaml, std::ostream& log
   }
   save_run_model(c, model, dir.path / "model");
   log << "saved model to " << (dir.path / "model").string() << "\n";
+  refresh_report(dir, log);
   summary.steps = s.sft.steps;
   summary.seconds = seconds_since(t_start);
   return summary;

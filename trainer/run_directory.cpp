@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "kernels/error.h"
+#include "trainer/report.h"
 
 namespace cohort::trainer::detail {
 
@@ -68,6 +69,14 @@ void RunDirectory::write_metrics(const nlohmann::json& m) {
   metrics << m.dump() << "\n";
   metrics.flush();
   tensorboard->scalars(m);
+}
+
+void refresh_report(const RunDirectory& dir, std::ostream& log) {
+  try {
+    render_report({dir.path}, dir.path / "report");
+  } catch (const std::exception& e) {
+    log << "warning: the report was not refreshed: " << e.what() << "\n";
+  }
 }
 
 void write_rollout_log(const RunDirectory& dir, int64_t step, int64_t count,

@@ -32,6 +32,10 @@ struct RunDirectory {
   void write_metrics(const nlohmann::json& m);
 };
 
+// Renders report/ from what the directory holds (trainer/report.h). A report that cannot be written is
+// a warning in the log, never the run's end.
+void refresh_report(const RunDirectory& dir, std::ostream& log);
+
 // A completion as written to rollouts/step_N.jsonl.
 struct RolloutLogEntry {
   std::string prompt, completion;

@@ -91,6 +91,7 @@ struct TrainSettings {
   int64_t checkpoint_every = 0;              // 0: a checkpoint at the end only
   int64_t keep_checkpoints = 2;              // the newest N stay on disk
   std::string resume = "auto";               // auto | never | PATH of a checkpoint (trainer/checkpoint.h)
+  int64_t report_every = 10;                 // steps between refreshes of report/ (0: at the end only)
 };
 
 struct SftSettings {

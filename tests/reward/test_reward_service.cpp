@@ -442,5 +442,32 @@ TEST(RewardServer, StopFinishesTheRequestInFlight) {
   EXPECT_LT(connect_to(s.port), 0);  // no longer listening
 }
 
+TEST(RewardServer, ACrashingOrHungryPluginLeavesTheServerServing) {
+  ServiceOptions service;
+  service.plugins = {COHORT_TEST_PLUGIN_CRASH, COHORT_TEST_PLUGIN_HUNGRY};
+  service.worker_memory_mb = 256;
+  RunningServer s(nlohmann::json::parse(R"([{"name": "accuracy", "kind": "exact_match"}, {"kind": "crash"},
+                                             {"kind": "hungry"}])"),
+                  service, {});
+  const int fd = connect_to(s.port);
+  ASSERT_TRUE(exchange(fd, hello()).has_hello());
+  testing::internal::CaptureStderr();
+  pb::ClientMessage m = score_request(11, 4);
+  m.mutable_score()->add_functions("crash");
+  m.mutable_score()->add_functions("hungry");
+  pb::ServerMessage reply = exchange(fd, m);
+  testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(reply.has_score());
+  for (int i = 0; i < 4; ++i) {
+    const auto& r = reply.score().results(i);
+    ASSERT_EQ(r.scores_size(), 3);
+    EXPECT_EQ(r.scores(0).value(), (11 + i) % 2 ? 1.0 : 0.0);  // the other function's scores are whole
+    EXPECT_EQ(r.scores(1).no_score().reason(), pb::CRASHED);
+    EXPECT_TRUE(r.scores(2).no_score().reason() == pb::FAILED || r.scores(2).no_score().reason() == pb::CRASHED);
+  }
+  EXPECT_TRUE(correct_scores(exchange(fd, score_request(12, 5)), 12, 5));  // and it keeps serving
+  ::close(fd);
+}
+
 }  // namespace
 }  // namespace cohort::reward
