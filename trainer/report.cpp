@@ -79,8 +79,16 @@ std::string escape(std::string_view text) {
       case '\'':
         out += "&#39;";
         break;
-      default:
+      case '\n':
+      case '\t':
         out += c;
+        break;
+      default:
+        // Control characters (model output) would make the page a binary file: shown as U+FFFD.
+        if ((unsigned char)c < 0x20 || c == 0x7f)
+          out += "\xEF\xBF\xBD";
+        else
+          out += c;
     }
   }
   return out;
