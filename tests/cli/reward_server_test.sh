@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do { kill -9 "$p" && wait "$p"; } 2>/dev/null; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -76,6 +76,7 @@ killer=$!
 if "$cohort" train "$tmp/remote.yaml" "reward.endpoints=[127.0.0.1:$port_a,127.0.0.1:$port_b]" run.name=failover \
   >"$tmp/failover.log" 2>&1; then ok; else fail "training with fail-over: $(tail -3 "$tmp/failover.log")"; fi
 wait "$killer"
+wait "$pid_a" 2>/dev/null  # reaped here, quietly (bash would report the SIGKILL)
 check_metrics() {  # check_metrics RUN PYTHON_CONDITION: every step's metrics satisfy the condition on r
   python3 - "$tmp/runs/$1/metrics.jsonl" "$2" <<'PY'
 import json, sys
