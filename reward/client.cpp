@@ -269,7 +269,8 @@ std::vector<std::vector<Outcome>> RewardClient::score(const std::vector<RewardIn
 
   auto run_chunk = [&](size_t chunk) {
     const size_t begin = chunk * batch, end = std::min(n, begin + batch);
-    v1::ClientMessage message;
+    google::protobuf::Arena arena;  // the request's many small messages: no malloc and free each
+    v1::ClientMessage& message = *google::protobuf::Arena::CreateMessage<v1::ClientMessage>(&arena);
     v1::ScoreRequest* request = message.mutable_score();
     request->set_request_id(next_request_id_++);
     const Metadata* row = nullptr;  // a group's completions share their row: write its JSON once

@@ -159,7 +159,10 @@ RequestHandler::Reply RequestHandler::frame_too_large(uint32_t length) const {
 
 RequestHandler::Reply RequestHandler::handle(const std::string& frame, bool& handshaken, Clock::time_point received,
                                              bool draining) const {
-  v1::ClientMessage m;
+  // The request and its reply live on one arena: a 64-sample request is a few hundred small messages
+  // and strings, and the heap's malloc and free were a third of the server's time.
+  google::protobuf::Arena arena;
+  v1::ClientMessage& m = *google::protobuf::Arena::CreateMessage<v1::ClientMessage>(&arena);
   const bool parsed = m.ParseFromString(frame);
   if (!handshaken) {
     if (!parsed || !m.has_hello() || m.hello().protocol_version() != kProtocolVersion ||
@@ -259,7 +262,7 @@ RequestHandler::Reply RequestHandler::handle(const std::string& frame, bool& han
                               ? std::move(scored[(size_t)input_of[(size_t)i]])
                               : std::vector<Outcome>(which.size(), Outcome::none(Unscored::failed, bad[(size_t)i]));
   }
-  v1::ServerMessage reply;
+  v1::ServerMessage& reply = *google::protobuf::Arena::CreateMessage<v1::ServerMessage>(&arena);
   v1::ScoreReply* r = reply.mutable_score();
   r->set_request_id(request.request_id());
   for (int i = 0; i < n; ++i) {
