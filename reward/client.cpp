@@ -256,11 +256,10 @@ v1::StatsReply RewardClient::stats(size_t endpoint) {
   }
 }
 
-std::vector<std::vector<Outcome>> RewardClient::score(const std::vector<RewardInput>& inputs,
-                                                      const std::vector<std::string>& functions, double timeout_s,
-                                                      Clock::time_point deadline) {
+OutcomeMatrix RewardClient::score(const std::vector<RewardInput>& inputs, const std::vector<std::string>& functions,
+                                  double timeout_s, Clock::time_point deadline) {
   const size_t n = inputs.size(), batch = (size_t)options_.batch_size;
-  std::vector<std::vector<Outcome>> out(n, std::vector<Outcome>(functions.size()));
+  OutcomeMatrix out(n, functions.size());
   const size_t chunks = (n + batch - 1) / batch;
   std::atomic<size_t> next_chunk{0};
   std::mutex failure_mutex;

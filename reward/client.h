@@ -45,9 +45,8 @@ class RewardClient {
 
   // outcomes[i][k]: sample i scored by the server function functions[k]. timeout_s bounds each request
   // on the server (its deadline_ms); `deadline` bounds the whole call, retries included.
-  std::vector<std::vector<Outcome>> score(const std::vector<RewardInput>& inputs,
-                                          const std::vector<std::string>& functions, double timeout_s,
-                                          Clock::time_point deadline);
+  OutcomeMatrix score(const std::vector<RewardInput>& inputs, const std::vector<std::string>& functions,
+                      double timeout_s, Clock::time_point deadline);
 
   // One connection's handshake, and a stats request, to endpoint i (throw on failure).
   v1::HelloReply hello(size_t endpoint);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,22 @@ struct Outcome {
   bool scored() const { return reason == Unscored::none; }
   static Outcome score(double value) { return {Unscored::none, value, {}}; }
   static Outcome none(Unscored reason, std::string message = {}) { return {reason, 0, std::move(message)}; }
+};
+
+// Outcomes of samples x functions in one block (a vector per sample cost an allocation per sample):
+// m[i][k] is sample i's outcome of function k.
+class OutcomeMatrix {
+ public:
+  OutcomeMatrix() = default;
+  OutcomeMatrix(size_t samples, size_t functions) : functions_(functions), cells_(samples * functions) {}
+  size_t size() const { return functions_ ? cells_.size() / functions_ : 0; }
+  size_t functions() const { return functions_; }
+  std::span<Outcome> operator[](size_t sample) { return {cells_.data() + sample * functions_, functions_}; }
+  std::span<const Outcome> operator[](size_t sample) const { return {cells_.data() + sample * functions_, functions_}; }
+
+ private:
+  size_t functions_ = 0;
+  std::vector<Outcome> cells_;
 };
 
 // The counts of samples x functions that got no score, by reason, since a RewardSet was made.

@@ -58,13 +58,12 @@ std::string metadata_text(const Metadata& metadata) {
 
 void set_sample(v1::Sample* sample, const RewardInput& input, uint64_t id, const std::string* metadata_json) {
   sample->set_id(id);
-  sample->set_prompt(std::string(input.prompt));
-  sample->set_completion(std::string(input.completion));
+  sample->set_prompt(input.prompt.data(), input.prompt.size());
+  sample->set_completion(input.completion.data(), input.completion.size());
   if (metadata_json)
     sample->set_metadata_json(*metadata_json);
   else
     sample->set_metadata_json(metadata_text(input.metadata));
-  sample->set_metadata_json(input.metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   sample->set_completion_tokens(input.completion_tokens);
   sample->set_truncated(input.truncated);
 }

@@ -89,9 +89,8 @@ class RewardSet {
   std::vector<Result> score_batch(const std::vector<RewardInput>& inputs, const ParallelFor& parallel = {}) const;
   // The outcomes of the functions `which` (indices into names()) for every input: [input][k]. Isolated
   // functions not done by `deadline` time out; in-process functions are not interrupted.
-  std::vector<std::vector<Outcome>> score_outcomes(const std::vector<RewardInput>& inputs,
-                                                   const std::vector<size_t>& which, Clock::time_point deadline,
-                                                   const ParallelFor& parallel = {}) const;
+  OutcomeMatrix score_outcomes(const std::vector<RewardInput>& inputs, const std::vector<size_t>& which,
+                               Clock::time_point deadline, const ParallelFor& parallel = {}) const;
 
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<double>& weights() const { return weights_; }

@@ -157,12 +157,10 @@ RewardClient& RewardSet::client() const {
   return *state_->client;
 }
 
-std::vector<std::vector<Outcome>> RewardSet::score_outcomes(const std::vector<RewardInput>& inputs,
-                                                            const std::vector<size_t>& which,
-                                                            Clock::time_point deadline,
-                                                            const ParallelFor& parallel) const {
+OutcomeMatrix RewardSet::score_outcomes(const std::vector<RewardInput>& inputs, const std::vector<size_t>& which,
+                                        Clock::time_point deadline, const ParallelFor& parallel) const {
   const size_t n = inputs.size();
-  std::vector<std::vector<Outcome>> out(n, std::vector<Outcome>(which.size()));
+  OutcomeMatrix out(n, which.size());
   std::vector<size_t> local, isolated, remote;  // positions k in `which`
   for (size_t k = 0; k < which.size(); ++k) {
     const size_t f = which[k];
@@ -181,7 +179,7 @@ std::vector<std::vector<Outcome>> RewardSet::score_outcomes(const std::vector<Re
         functions.push_back(remote_names_[which[k]]);
         timeout = std::max(timeout, timeouts_[which[k]]);
       }
-      std::vector<std::vector<Outcome>> got = client().score(inputs, functions, timeout, deadline);
+      OutcomeMatrix got = client().score(inputs, functions, timeout, deadline);
       for (size_t i = 0; i < n; ++i)
         for (size_t r = 0; r < remote.size(); ++r) out[i][remote[r]] = std::move(got[i][r]);
     });
@@ -229,7 +227,7 @@ std::vector<RewardSet::Result> RewardSet::score_batch(const std::vector<RewardIn
                                                       const ParallelFor& parallel) const {
   std::vector<size_t> all(functions_.size());
   for (size_t f = 0; f < all.size(); ++f) all[f] = f;
-  std::vector<std::vector<Outcome>> outcomes = score_outcomes(inputs, all, far_future(), parallel);
+  OutcomeMatrix outcomes = score_outcomes(inputs, all, far_future(), parallel);
   std::vector<Result> results(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     Result& r = results[i];

@@ -75,15 +75,14 @@ void ServerStats::error_sent() {
   ++impl_->errors;
 }
 
-void ServerStats::request_answered(const std::vector<size_t>& which, const std::vector<std::vector<Outcome>>& outcomes,
-                                   double latency_ms) {
+void ServerStats::request_answered(const std::vector<size_t>& which, const OutcomeMatrix& outcomes, double latency_ms) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   ++impl_->requests;
   for (size_t k = 0; k < which.size(); ++k) {
     Impl::Function& f = impl_->functions[which[k]];
     ++f.latency[bucket_of(latency_ms)];
-    for (const std::vector<Outcome>& sample : outcomes) {
-      switch (sample[k].reason) {
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      switch (outcomes[i][k].reason) {
         case Unscored::none:
           ++f.scored;
           break;
@@ -232,6 +231,7 @@ RequestHandler::Reply RequestHandler::handle(const std::string& frame, bool& han
   std::vector<Metadata> metadata((size_t)n);
   std::vector<std::string> bad((size_t)n);
   std::vector<RewardInput> inputs;
+  inputs.reserve((size_t)n);
   std::vector<int> input_of((size_t)n, -1);
   for (int i = 0; i < n; ++i) {
     const v1::Sample& s = request.samples(i);
@@ -255,12 +255,13 @@ RequestHandler::Reply RequestHandler::handle(const std::string& frame, bool& han
     input_of[(size_t)i] = (int)inputs.size();
     inputs.push_back({s.prompt(), s.completion(), metadata[(size_t)i], s.completion_tokens(), s.truncated()});
   }
-  std::vector<std::vector<Outcome>> scored = functions_.score_outcomes(inputs, which, deadline);
-  std::vector<std::vector<Outcome>> outcomes((size_t)n);
+  OutcomeMatrix scored = functions_.score_outcomes(inputs, which, deadline);
+  OutcomeMatrix outcomes((size_t)n, which.size());
   for (int i = 0; i < n; ++i) {
-    outcomes[(size_t)i] = input_of[(size_t)i] >= 0
-                              ? std::move(scored[(size_t)input_of[(size_t)i]])
-                              : std::vector<Outcome>(which.size(), Outcome::none(Unscored::failed, bad[(size_t)i]));
+    for (size_t k = 0; k < which.size(); ++k) {
+      outcomes[(size_t)i][k] = input_of[(size_t)i] >= 0 ? std::move(scored[(size_t)input_of[(size_t)i]][k])
+                                                        : Outcome::none(Unscored::failed, bad[(size_t)i]);
+    }
   }
   v1::ServerMessage& reply = *google::protobuf::Arena::CreateMessage<v1::ServerMessage>(&arena);
   v1::ScoreReply* r = reply.mutable_score();

@@ -39,8 +39,7 @@ class ServerStats {
   void connection_closed();
   void error_sent();
   // One answered request: the outcome of every (sample, function) and the request's latency.
-  void request_answered(const std::vector<size_t>& which, const std::vector<std::vector<Outcome>>& outcomes,
-                        double latency_ms);
+  void request_answered(const std::vector<size_t>& which, const OutcomeMatrix& outcomes, double latency_ms);
   v1::StatsReply snapshot(int64_t workers_replaced) const;
 
  private:

@@ -57,6 +57,11 @@ TEST(Frame, OverTheLimitIsRefusedWithoutReadingThePayload) {
 }
 
 TEST(Protocol, SampleAndOutcomeRoundTrip) {
+  // A null row travels as no text at all (and reads back as an empty object).
+  const Metadata none;
+  pb::Sample empty;
+  set_sample(&empty, RewardInput{"p", "c", none, 1, false}, 1);
+  EXPECT_EQ(empty.metadata_json(), "");
   Metadata row = {{"answer", "42"}};
   RewardInput in{"What is 6*7?", "it is 42\xff", row, 7, true};
   pb::Sample s;
@@ -147,7 +152,7 @@ TEST(IsolationPool, RequestDeadlineBoundsQueuedTasks) {
   auto out = set.score_outcomes(inputs, {0}, Clock::now() + 700ms);
   testing::internal::GetCapturedStderr();
   EXPECT_LT(seconds_since(t0), 3.0);
-  for (const auto& sample : out) EXPECT_EQ(sample[0].reason, Unscored::timeout);
+  for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i][0].reason, Unscored::timeout);
 }
 
 // ---- Server and client ----------------------------------------------------------------------
