@@ -925,6 +925,12 @@ void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::st
 }
 }  // namespace
 
+std::map<std::string, std::string> flat_config(const std::string& yaml) {
+  std::map<std::string, std::string> out;
+  flatten(YAML::Load(yaml), "", out);
+  return out;
+}
+
 std::vector<std::string> config_differences(const std::string& saved_yaml, const std::string& current_yaml) {
   static const std::set<std::string> may_change = {"train.steps",
                                                    "train.eval_every",
@@ -933,6 +939,7 @@ std::vector<std::string> config_differences(const std::string& saved_yaml, const
                                                    "train.keep_checkpoints",
                                                    "train.resume",
                                                    "train.log_rollouts",
+                                                   "train.report_every",
                                                    "run.threads",
                                                    "run.name",
                                                    "run.dir",
@@ -941,15 +948,15 @@ std::vector<std::string> config_differences(const std::string& saved_yaml, const
                                                    "distributed.colocated",
                                                    "distributed.bucket_mb",
                                                    "distributed.timeout_s"};
-  std::map<std::string, std::string> a, b;
-  flatten(YAML::Load(saved_yaml), "", a);
-  flatten(YAML::Load(current_yaml), "", b);
+  const std::map<std::string, std::string> a = flat_config(saved_yaml), b = flat_config(current_yaml);
   std::set<std::string> keys;
   for (const auto& [k, v] : a) keys.insert(k);
   for (const auto& [k, v] : b) keys.insert(k);
   std::vector<std::string> out;
   for (const std::string& k : keys) {
-    if (may_change.count(k)) continue;
+    // Where rewards run (servers, tokens, workers, timeouts) is operations, not the run's definition:
+    // a resumed run may reach its reward servers at new addresses.
+    if (may_change.count(k) || k.rfind("reward.", 0) == 0) continue;
     auto x = a.find(k), y = b.find(k);
     std::string va = x == a.end() ? "(absent)" : x->second, vb = y == b.end() ? "(absent)" : y->second;
     if (va != vb) out.push_back(k + ": " + va + " in the checkpoint, " + vb + " now");

@@ -107,5 +107,7 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& checkpoints_d
 // distributed.timeout_s). Both are YAML as
 // Schema::to_yaml writes it.
 std::vector<std::string> config_differences(const std::string& saved_yaml, const std::string& current_yaml);
+// A config's YAML as dotted keys and their values in YAML flow text ("optim.lr" -> "0.001").
+std::map<std::string, std::string> flat_config(const std::string& yaml);
 
 }  // namespace cohort::trainer

@@ -11,9 +11,9 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "kernels/error.h"
+#include "trainer/checkpoint.h"
 
 namespace cohort::trainer {
 namespace {
@@ -126,18 +126,6 @@ Run read_run(const fs::path& dir) {
   text << config.rdbuf();
   r.config = text.str();
   return r;
-}
-
-// config.yaml as dotted keys and scalar texts.
-void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
-  if (node.IsMap()) {
-    for (const auto& kv : node)
-      flatten(kv.second, prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(), out);
-  } else {
-    YAML::Emitter e;
-    e << YAML::Flow << node;
-    out[prefix] = e.c_str();
-  }
 }
 
 struct Series {
@@ -316,8 +304,9 @@ ReportSummary render_report(const std::vector<fs::path>& dirs, const fs::path& o
     std::set<std::string> keys;
     for (size_t i = 0; i < runs.size(); ++i) {
       try {
-        flatten(YAML::Load(runs[i].config), "", flat[i]);
+        flat[i] = flat_config(runs[i].config);
       } catch (const std::exception&) {
+        // a config.yaml being rewritten: its keys are left out of the comparison this time
       }
       for (const auto& [k, v] : flat[i]) keys.insert(k);
     }

@@ -830,6 +830,17 @@ TEST_F(Checkpoint, DifferencesReportTheModelButNotWhatAResumeMayChange) {
                                       "optim.lr: 0.001 in the checkpoint, 0.002 now",
                                       "run.seed: 1 in the checkpoint, 2 now"}));
 
+  // Where the rewards run may change (servers move); which rewards there are may not.
+  const std::string served = saved +
+                             "reward:\n  endpoints: [\"10.0.0.1:50051\"]\n  workers: 2\n"
+                             "rewards:\n  - {kind: exact_match}\n";
+  std::string moved = served;
+  moved.replace(moved.find("10.0.0.1"), 8, "10.0.0.9");
+  moved.replace(moved.find("workers: 2"), 10, "workers: 8");
+  EXPECT_TRUE(config_differences(served, moved).empty());
+  moved.replace(moved.find("exact_match"), 11, "math_verify");
+  EXPECT_EQ(config_differences(served, moved).size(), 1u);
+
   // A key only one side has, and a list value.
   const std::string more = saved + "algorithm:\n  beta: 0.04\n";
   EXPECT_EQ(config_differences(saved, more),
